@@ -1,0 +1,57 @@
+/**
+ * Kiln's in-memory profile: symbolized stacks with counts and labels. The
+ * recorder and the agent build it; unwinder/pprof.ts, collapsed.ts and
+ * speedscope.ts write it out.
+ */
+
+export interface Frame {
+  /** co_qualname (co_name before 3.11), e.g. "Worker.run" */
+  name: string;
+  /** co_name, e.g. "run" */
+  systemName: string;
+  /** co_filename as the process sees it */
+  filename: string;
+  /** co_firstlineno */
+  startLine: number;
+  /** line being executed; 0 when unknown */
+  line: number;
+}
+
+export interface StackSample {
+  /** leaf first, as pprof orders locations */
+  frames: Frame[];
+  /** sample labels, e.g. pid, tid, thread_name, python_version */
+  labels: Record<string, string>;
+  /** samples taken with exactly this stack and labels */
+  count: number;
+}
+
+export interface Profile {
+  samples: StackSample[];
+  /** sampling period in nanoseconds (1e9 / frequency) */
+  periodNs: number;
+  /** when recording started, Unix epoch nanoseconds */
+  startNs: bigint;
+  /** how long recording lasted, nanoseconds */
+  durationNs: number;
+}
+
+/** Synthetic frames Kiln adds where it knows something happened but has no code object. */
+export const SYNTHETIC = {
+  truncated: '[truncated]',
+  noPython: '[no Python frames]',
+  noThreadState: '[thread without Python state]',
+  readError: '[unreadable frame]',
+  stackLost: '[stack lost: map full]',
+  unknownCode: '[unknown code]',
+} as const;
+
+export function syntheticFrame(name: string): Frame {
+  return { name, systemName: name, filename: '', startLine: 0, line: 0 };
+}
+
+export function totalSamples(p: Profile): number {
+  let n = 0;
+  for (const s of p.samples) n += s.count;
+  return n;
+}
