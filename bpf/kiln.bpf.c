@@ -220,7 +220,9 @@ static long frame_step(__u64 i, struct frame_walk *w)
 	}
 	__u64 code = load_u64(s->fbuf, L->frame_code) & ~L->code_tag_mask;
 	__u64 back = load_u64(s->fbuf, L->frame_back);
-	int shim = L->frame_owner >= 0 && load_u8(s->fbuf, L->frame_owner) == L->owner_cstack;
+	/* owners from owner_cstack up are not Python frames: 3.12's and 3.13's
+	 * C-stack entry shims, 3.14's interpreter-owned entry frames */
+	int shim = L->frame_owner >= 0 && load_u8(s->fbuf, L->frame_owner) >= L->owner_cstack;
 
 	if (!shim && code) {
 		if (w->depth >= w->max_depth) {
@@ -387,8 +389,9 @@ int kiln_sample(struct bpf_perf_event_data *ctx)
 
 /* An exec replaces the address space: the registered layout and _PyRuntime
  * address are stale from this instant, so stop walking and tell userspace. */
-SEC("tp/sched/sched_process_exec")
-int kiln_exec(void *ctx)
+/* tp_btf rather than tp: it needs no tracefs mount, which containers often lack. */
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(kiln_exec, struct task_struct *task, pid_t old_pid, struct linux_binprm *bprm)
 {
 	__u32 pid = bpf_get_current_pid_tgid() >> 32;
 	if (!bpf_map_lookup_elem(&kiln_procs, &pid))

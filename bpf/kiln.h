@@ -63,7 +63,7 @@ struct kiln_py_layout {
 	__u16 frame_read_size;           /* bytes of a frame to read: past the last field used */
 	__u16 code_read_size;            /* bytes of a code object to read */
 	__u8 lasti_is_pointer;           /* 1: frame_lasti points into the bytecode */
-	__u8 owner_cstack;               /* owner value of C-stack (shim) frames, skipped; 0xff: none */
+	__u8 owner_cstack;               /* frames whose owner is >= this are shims, skipped; 0xff: none */
 	__u8 match_native_tid;           /* 1: match native_thread_id to the tid; 0: thread_id to fs base */
 	__u8 _pad[3];
 	__u64 code_tag_mask;             /* low bits to clear in frame_code (3.14 _PyStackRef tag) */

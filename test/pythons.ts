@@ -1,4 +1,6 @@
-import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { homedir } from 'node:os';
 import { basename, join } from 'node:path';
 
 /**
@@ -15,6 +17,8 @@ export interface PythonInterpreter {
   command: string[];
   /** the interpreter's root as the host sees it ("/" for the host) */
   root: string;
+  /** headers where Debian's pythonX.Y-dev puts them, under root (else ask sysconfig) */
+  debianHeaders?: boolean;
 }
 
 export const REQUIRED_VERSIONS = ['3.9', '3.11', '3.13', '3.14'];
@@ -27,26 +31,83 @@ export function pythonsRoot(): string {
 }
 
 export function hostPython(): PythonInterpreter {
-  return { version: '3.11', label: 'host 3.11 (/usr/bin/python3.11)', command: ['/usr/bin/python3.11'], root: '/' };
+  return { version: '3.11', label: 'host 3.11 (/usr/bin/python3.11)', command: ['/usr/bin/python3.11'], root: '/', debianHeaders: true };
+}
+
+/**
+ * Mounts /proc inside a root unless it already is: workloads write
+ * /proc/self/task/TID/comm, and setup-pythons.sh's mounts do not survive a
+ * reboot. Needs root, as chroot does.
+ */
+export function ensureProc(root: string): void {
+  const dir = join(root, 'proc');
+  if (spawnSync('mountpoint', ['-q', dir]).status === 0) return;
+  mkdirSync(dir, { recursive: true });
+  execFileSync('mount', ['-t', 'proc', 'proc', dir]);
 }
 
 /** A root made by setup-pythons.sh, if it is complete. */
 export function rootPython(version: string): PythonInterpreter | undefined {
   const root = join(pythonsRoot(), version);
   if (!existsSync(join(root, '.kiln-ready'))) return undefined;
-  return { version, label: `chroot ${version} (${root})`, command: ['chroot', root, `python${version}`], root };
+  ensureProc(root);
+  return { version, label: `chroot ${version} (${root})`, command: ['chroot', root, `python${version}`], root, debianHeaders: true };
 }
 
-/** An interpreter given by environment variable, e.g. KILN_PYTHON_3_12=/opt/python3.12/bin/python3.12. */
+/**
+ * Another build of a version: KILN_PYTHON_3_X=/path/to/python3.X, or else the
+ * newest pyenv build of it (${PYENV_ROOT:-~/.pyenv}/versions/3.X.*), which is
+ * how 3.10 and 3.12, absent from Debian, get tested where pyenv has them.
+ */
 export function envPython(version: string): PythonInterpreter | undefined {
-  const path = process.env[`KILN_PYTHON_${version.replace('.', '_')}`];
+  const path = process.env[`KILN_PYTHON_${version.replace('.', '_')}`] ?? pyenvPython(version);
   if (!path || !existsSync(path)) return undefined;
   return { version, label: `${version} (${path})`, command: [path], root: '/' };
+}
+
+function pyenvPython(version: string): string | undefined {
+  const dir = join(process.env.PYENV_ROOT ?? join(homedir(), '.pyenv'), 'versions');
+  if (!existsSync(dir)) return undefined;
+  const patch = (v: string) => Number(v.split('.')[2]);
+  const builds = readdirSync(dir)
+    .filter((v) => /^\d+\.\d+\.\d+$/.test(v) && v.startsWith(version + '.'))
+    .sort((a, b) => patch(b) - patch(a));
+  return builds.map((v) => join(dir, v, 'bin', `python${version}`)).find((p) => existsSync(p));
 }
 
 export function pythonFor(version: string): PythonInterpreter | undefined {
   if (version === '3.11') return hostPython();
   return rootPython(version) ?? envPython(version);
+}
+
+/**
+ * Every interpreter of a version that is available: the host's or the root's,
+ * and also one given by KILN_PYTHON_3_X (say a different patch release).
+ */
+export function pythonsFor(version: string): PythonInterpreter[] {
+  const main = version === '3.11' ? hostPython() : rootPython(version);
+  return [main, envPython(version)].filter((p): p is PythonInterpreter => p !== undefined);
+}
+
+/**
+ * gcc flags that find an interpreter's C headers (internal ones included).
+ * Debian splits them: <pythonX.Y/pyconfig.h> includes
+ * <x86_64-linux-gnu/pythonX.Y/pyconfig.h>, hence the root's /usr/include, put
+ * after the system directories so the host's libc headers still win. Other
+ * builds say where their headers are through sysconfig.
+ */
+export function headerFlags(py: PythonInterpreter): string[] {
+  if (py.debianHeaders) {
+    const inc = join(py.root, 'usr/include');
+    return ['-I', join(inc, `python${py.version}`), '-I', join(inc, `x86_64-linux-gnu/python${py.version}`), '-idirafter', inc];
+  }
+  const out = execFileSync(py.command[0]!, ['-c', "import sysconfig; p = sysconfig.get_paths(); print(p['include']); print(p['platinclude'])"], {
+    encoding: 'utf8',
+  });
+  return out
+    .trim()
+    .split('\n')
+    .flatMap((dir) => ['-I', dir]);
 }
 
 /**

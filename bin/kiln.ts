@@ -1,0 +1,41 @@
+/** The `kiln` command: record, serve, agent, demo. */
+import { record, RECORD_USAGE } from './record.js';
+import { UsageError } from './args.js';
+
+const USAGE = `kiln: always-on CPU profiler for Python services
+
+  kiln record   profile Python processes and write pprof, folded stacks or speedscope
+  kiln serve    run the ingest service, query API and web UI
+  kiln help     this text
+
+${RECORD_USAGE}`;
+
+const COMMANDS: Record<string, (argv: string[]) => Promise<void>> = {
+  record,
+  serve: async (argv) => {
+    const { serve, optionsFromArgv } = await import('../ingest/serve.js');
+    const handle = await serve(optionsFromArgv(argv));
+    process.stderr.write(`kiln: serving on http://localhost:${handle.port}/\n`);
+  },
+};
+
+async function main(argv: string[]): Promise<void> {
+  const [cmd, ...rest] = argv;
+  if (!cmd || cmd === 'help' || cmd === '--help' || cmd === '-h') {
+    process.stdout.write(USAGE + '\n');
+    return;
+  }
+  const run = COMMANDS[cmd];
+  if (!run) throw new UsageError(`unknown command "${cmd}"`);
+  await run(rest);
+}
+
+main(process.argv.slice(2)).catch((err: unknown) => {
+  const e = err as Error & { code?: string };
+  if (err instanceof UsageError || e.code?.startsWith('ERR_PARSE_ARGS')) {
+    process.stderr.write(`kiln: ${e.message}\n\n${USAGE}\n`);
+    process.exit(2);
+  }
+  process.stderr.write(`kiln: ${e.message}\n`);
+  process.exit(1);
+});

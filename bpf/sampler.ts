@@ -1,0 +1,360 @@
+/**
+ * Loads build/bpf/kiln.bpf.o, sizes its maps, attaches the sampler to a
+ * CPU-clock perf event on every CPU, and drains the kernel's aggregated
+ * stacks. Userspace only ever reads the counts map the kernel is not writing
+ * (kiln_state.generation picks one of two), so draining loses nothing.
+ */
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { PyLayout } from '../unwinder/layout.js';
+import {
+  KILN_F_STACK_LOST,
+  KILN_MAX_DEPTH,
+  STAT_NAMES,
+  STRUCTS,
+  decodeChunk,
+  decodeSampleKey,
+  encodeProc,
+  encodeState,
+  type Chunk,
+  type KernelFrame,
+  type KernelStats,
+} from './abi.js';
+import { BpfError, check, checkPtr, koffi, libbpf, openCpuClockEvent, type Ptr } from './libbpf.js';
+
+export interface SamplerOptions {
+  /** samples per second per CPU */
+  frequency: number;
+  /** frames walked before a stack is marked truncated (at most KILN_MAX_DEPTH) */
+  maxDepth: number;
+  /** the longest time between drains the maps must hold without loss */
+  drainIntervalMs: number;
+  /** path of the BPF object; defaults to build/bpf/kiln.bpf.o in the checkout */
+  objectPath?: string;
+}
+
+/** One aggregated stack of one thread, as drained from the kernel. */
+export interface RawSample {
+  pid: number;
+  tid: number;
+  comm: string;
+  flags: number;
+  count: number;
+  /** root first; empty when flags say why */
+  frames: KernelFrame[];
+}
+
+export interface BpfRunStats {
+  runTimeNs: number;
+  runCount: number;
+}
+
+const BPF_ANY = 0n;
+const PERF_EVENT_IOC_DISABLE = 0x2401;
+const BATCH = 1024;
+
+export function defaultObjectPath(): string {
+  const here = dirname(fileURLToPath(import.meta.url));
+  // bpf/ in the checkout, or dist/bpf/ when compiled
+  for (const root of [join(here, '..'), join(here, '..', '..')]) {
+    const p = join(root, 'build', 'bpf', 'kiln.bpf.o');
+    if (existsSync(p)) return p;
+  }
+  throw new Error('build/bpf/kiln.bpf.o not found: run `make -C bpf` (or `npm run build`) first');
+}
+
+class MapHandle {
+  readonly fd: number;
+  constructor(
+    readonly name: string,
+    map: Ptr,
+    readonly keySize: number,
+    readonly valueSize: number,
+  ) {
+    this.fd = check(`bpf_map__fd(${name})`, libbpf().bpf_map__fd(map) as number);
+  }
+
+  update(key: Buffer, value: Buffer, flags = BPF_ANY): void {
+    check(`update ${this.name}`, libbpf().bpf_map_update_elem(this.fd, key, value, flags) as number);
+  }
+
+  /** The value, or undefined when the key is absent. */
+  lookup(key: Buffer, out = Buffer.alloc(this.valueSize)): Buffer | undefined {
+    const rc = libbpf().bpf_map_lookup_elem(this.fd, key, out) as number;
+    if (rc === -2) return undefined; // ENOENT
+    check(`lookup ${this.name}`, rc);
+    return out;
+  }
+
+  delete(key: Buffer): boolean {
+    const rc = libbpf().bpf_map_delete_elem(this.fd, key) as number;
+    if (rc === -2) return false;
+    check(`delete ${this.name}`, rc);
+    return true;
+  }
+
+  keys(): Buffer[] {
+    const out: Buffer[] = [];
+    let prev: Buffer | null = null;
+    for (;;) {
+      const next = Buffer.alloc(this.keySize);
+      const rc = libbpf().bpf_map_get_next_key(this.fd, prev, next) as number;
+      if (rc === -2) return out;
+      check(`next key ${this.name}`, rc);
+      out.push(next);
+      prev = next;
+    }
+  }
+
+  /** Reads and removes every entry, in batches. */
+  takeAll(): { keys: Buffer; values: Buffer; count: number } {
+    const lib = libbpf();
+    const keyParts: Buffer[] = [];
+    const valueParts: Buffer[] = [];
+    let total = 0;
+    let inBatch: Buffer | null = null;
+    const opts = { sz: koffi.sizeof(lib.batchOpts), elem_flags: 0n, flags: 0n };
+    for (;;) {
+      const keys = Buffer.alloc(BATCH * this.keySize);
+      const values = Buffer.alloc(BATCH * this.valueSize);
+      const outBatch = Buffer.alloc(8);
+      const count = [BATCH];
+      const rc = lib.bpf_map_lookup_and_delete_batch(this.fd, inBatch, outBatch, keys, values, count, opts) as number;
+      const n = count[0] ?? 0;
+      if (rc < 0 && rc !== -2) throw new BpfError(`lookup_and_delete_batch ${this.name}`, -rc);
+      keyParts.push(keys.subarray(0, n * this.keySize));
+      valueParts.push(values.subarray(0, n * this.valueSize));
+      total += n;
+      if (rc === -2) break; // ENOENT: no more entries
+      inBatch = outBatch;
+    }
+    return { keys: Buffer.concat(keyParts), values: Buffer.concat(valueParts), count: total };
+  }
+}
+
+export class Sampler {
+  private readonly obj: Ptr;
+  private readonly links: Ptr[] = [];
+  private readonly perfFds: number[] = [];
+  private readonly procs: MapHandle;
+  private readonly chunks: MapHandle;
+  private readonly counts: [MapHandle, MapHandle];
+  private readonly state: MapHandle;
+  private readonly stats: MapHandle;
+  private readonly events: MapHandle;
+  private readonly progFd: number;
+  private generation = 0;
+  private drainNo = 0;
+  /** chunks read from the kernel, kept while recent samples may still name them */
+  private readonly chunkCache = new Map<bigint, { chunk: Chunk; lastUsed: number }>();
+  readonly cpus: number;
+  readonly countsEntries: number;
+  readonly chunkEntries: number;
+  private closed = false;
+
+  private constructor(readonly options: SamplerOptions) {
+    const lib = libbpf();
+    if (options.maxDepth < 1 || options.maxDepth > KILN_MAX_DEPTH)
+      throw new Error(`max depth must be between 1 and ${KILN_MAX_DEPTH}`);
+    this.cpus = check('libbpf_num_possible_cpus', lib.libbpf_num_possible_cpus() as number);
+    const path = options.objectPath ?? defaultObjectPath();
+    const logSize = 1 << 22;
+    const logBuf = koffi.alloc('char', logSize);
+    const openOpts = {
+      sz: koffi.sizeof(lib.openOpts),
+      object_name: null,
+      relaxed_maps: false,
+      pin_root_path: null,
+      _removed_attach_prog_fd: 0,
+      kconfig: null,
+      btf_custom_path: null,
+      kernel_log_buf: logBuf,
+      kernel_log_size: logSize,
+      kernel_log_level: 0,
+    };
+    this.obj = checkPtr(`open ${path}`, lib.bpf_object__open_file(path, openOpts));
+    const map = (name: string): Ptr => checkPtr(`find map ${name}`, lib.bpf_object__find_map_by_name(this.obj, name));
+
+    // Sized for the longest drain interval at this frequency on every CPU:
+    // each sample may be a distinct stack, and a stack's chunks outlive one drain.
+    const samplesPerDrain = Math.ceil((options.frequency * this.cpus * Math.max(options.drainIntervalMs, 1000)) / 1000);
+    this.countsEntries = Math.max(4096, Math.ceil(samplesPerDrain * 1.25));
+    this.chunkEntries = Math.max(8192, this.countsEntries * 2);
+    check('size counts', lib.bpf_map__set_max_entries(map('kiln_counts_0'), this.countsEntries) as number);
+    check('size counts', lib.bpf_map__set_max_entries(map('kiln_counts_1'), this.countsEntries) as number);
+    check('size chunks', lib.bpf_map__set_max_entries(map('kiln_chunks'), this.chunkEntries) as number);
+    check('size scratch', lib.bpf_map__set_max_entries(map('kiln_scratch'), this.cpus) as number);
+
+    const rc = lib.bpf_object__load(this.obj) as number;
+    if (rc < 0) {
+      const log = koffi.decode(logBuf, 'char', logSize) as string;
+      lib.bpf_object__close(this.obj);
+      koffi.free(logBuf);
+      throw new BpfError('loading the BPF program', -rc, log ? `verifier log (tail):\n${log.slice(-4000)}` : '');
+    }
+    koffi.free(logBuf);
+
+    const key = STRUCTS.kiln_sample_key.size;
+    this.procs = new MapHandle('kiln_procs', map('kiln_procs'), 4, STRUCTS.kiln_proc.size);
+    this.chunks = new MapHandle('kiln_chunks', map('kiln_chunks'), 8, STRUCTS.kiln_chunk.size);
+    this.counts = [
+      new MapHandle('kiln_counts_0', map('kiln_counts_0'), key, 8),
+      new MapHandle('kiln_counts_1', map('kiln_counts_1'), key, 8),
+    ];
+    this.state = new MapHandle('kiln_state', map('kiln_state'), 4, STRUCTS.kiln_state.size);
+    this.stats = new MapHandle('kiln_stats', map('kiln_stats'), 4, 8 * this.cpus);
+    this.events = new MapHandle('kiln_events', map('kiln_events'), 4, 4);
+    this.writeState();
+
+    const prog = checkPtr('find program', lib.bpf_object__find_program_by_name(this.obj, 'kiln_sample'));
+    this.progFd = check('program fd', lib.bpf_program__fd(prog) as number);
+    try {
+      for (let cpu = 0; cpu < this.cpus; cpu++) {
+        let fd: number;
+        try {
+          fd = openCpuClockEvent(cpu, options.frequency);
+        } catch (err) {
+          // possible but offline CPUs have no event to attach to
+          if (err instanceof BpfError && (err.errno === 19 || err.errno === 6)) continue;
+          throw err;
+        }
+        this.perfFds.push(fd);
+        this.links.push(checkPtr(`attach to cpu ${cpu}`, lib.bpf_program__attach_perf_event(prog, fd)));
+      }
+      const exec = checkPtr('find exec program', lib.bpf_object__find_program_by_name(this.obj, 'kiln_exec'));
+      this.links.push(checkPtr('attach sched_process_exec', lib.bpf_program__attach(exec)));
+    } catch (err) {
+      this.close();
+      throw err;
+    }
+  }
+
+  static open(options: SamplerOptions): Sampler {
+    return new Sampler(options);
+  }
+
+  private writeState(): void {
+    this.state.update(u32(0), encodeState(this.generation, this.options.maxDepth));
+  }
+
+  /** Starts walking `pid`'s Python frames with this layout. */
+  register(pid: number, runtime: bigint, layout: PyLayout): void {
+    this.procs.update(u32(pid), encodeProc(runtime, layout));
+  }
+
+  unregister(pid: number): void {
+    this.procs.delete(u32(pid));
+  }
+
+  registered(): number[] {
+    return this.procs.keys().map((k) => k.readUInt32LE(0));
+  }
+
+  /** Pids the kernel saw exec since the last call; they were unregistered in the kernel already. */
+  takeExecEvents(): number[] {
+    const pids: number[] = [];
+    for (const k of this.events.keys()) {
+      if (this.events.delete(k)) pids.push(k.readUInt32LE(0));
+    }
+    return pids;
+  }
+
+  /** Swaps counts maps and returns everything counted since the last drain. */
+  async drain(): Promise<RawSample[]> {
+    const old = this.counts[this.generation & 1]!;
+    this.generation++;
+    this.writeState();
+    // A sample that read the old generation just before the swap finishes
+    // within microseconds; give it ample time before reading that map.
+    await sleep(5);
+    this.drainNo++;
+    const { keys, values, count } = old.takeAll();
+    const read = new Set<bigint>();
+    const samples: RawSample[] = [];
+    for (let i = 0; i < count; i++) {
+      const k = decodeSampleKey(keys, i * STRUCTS.kiln_sample_key.size);
+      const n = Number(values.readBigUInt64LE(i * 8));
+      let flags = k.flags;
+      let frames: KernelFrame[] = [];
+      if (k.stackId !== 0n) {
+        const resolved = this.resolveStack(k.stackId, k.depth, read);
+        if (resolved) frames = resolved;
+        else flags |= KILN_F_STACK_LOST;
+      }
+      samples.push({ pid: k.pid, tid: k.tid, comm: k.comm, flags, count: n, frames });
+    }
+    // The chunks read now live in the cache; free their kernel slots.
+    const key = Buffer.alloc(8);
+    for (const id of read) {
+      key.writeBigUInt64LE(id);
+      this.chunks.delete(key);
+    }
+    for (const [id, e] of this.chunkCache) if (this.drainNo - e.lastUsed > 2) this.chunkCache.delete(id);
+    return samples;
+  }
+
+  private resolveStack(stackId: bigint, depth: number, read: Set<bigint>): KernelFrame[] | undefined {
+    const parts: KernelFrame[][] = [];
+    const key = Buffer.alloc(8);
+    const buf = Buffer.alloc(STRUCTS.kiln_chunk.size);
+    let id = stackId;
+    let frames = 0;
+    while (id !== 0n && frames < depth) {
+      let entry = this.chunkCache.get(id);
+      if (!entry) {
+        key.writeBigUInt64LE(id);
+        const v = this.chunks.lookup(key, buf);
+        if (!v) return undefined;
+        entry = { chunk: decodeChunk(v), lastUsed: this.drainNo };
+        this.chunkCache.set(id, entry);
+        read.add(id);
+      }
+      entry.lastUsed = this.drainNo;
+      parts.push(entry.chunk.frames);
+      frames += entry.chunk.frames.length;
+      id = entry.chunk.parent;
+    }
+    if (frames !== depth || id !== 0n) return undefined;
+    return parts.reverse().flat();
+  }
+
+  /** Kernel-side counters, summed over CPUs, since load. */
+  kernelStats(): KernelStats {
+    const out = Object.fromEntries(STAT_NAMES.map((n) => [n, 0])) as KernelStats;
+    STAT_NAMES.forEach((name, i) => {
+      const v = this.stats.lookup(u32(i));
+      if (!v) return;
+      let sum = 0n;
+      for (let c = 0; c < this.cpus; c++) sum += v.readBigUInt64LE(c * 8);
+      out[name] = Number(sum);
+    });
+    return out;
+  }
+
+  /** The sampler program's cumulative run time; counted only while kernel.bpf_stats_enabled=1. */
+  runStats(): BpfRunStats {
+    const info = Buffer.alloc(232);
+    const len = [info.length];
+    check('bpf_obj_get_info_by_fd', libbpf().bpf_prog_get_info_by_fd(this.progFd, info, len) as number);
+    return { runTimeNs: Number(info.readBigUInt64LE(192)), runCount: Number(info.readBigUInt64LE(200)) };
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    const lib = libbpf();
+    for (const fd of this.perfFds) lib.ioctl(fd, PERF_EVENT_IOC_DISABLE, 'int', 0);
+    for (const link of this.links) lib.bpf_link__destroy(link);
+    for (const fd of this.perfFds) lib.close(fd);
+    lib.bpf_object__close(this.obj);
+  }
+}
+
+function u32(n: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeUInt32LE(n >>> 0);
+  return b;
+}
+

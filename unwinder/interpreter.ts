@@ -1,0 +1,117 @@
+/**
+ * Finds the CPython runtime inside a process: which mapped image holds
+ * _PyRuntime (the python binary with libpython linked in, or libpython3.X.so),
+ * where it is, which version, and the layout Kiln walks it with.
+ */
+import { basename } from 'node:path';
+import { readDebugOffsets } from './debug-offsets.js';
+import { elfLoadBias, readElfSymbols } from './elf.js';
+import { tableLayout } from './layouts/index.js';
+import { formatVersion, type PyLayout, type PythonVersion } from './layout.js';
+import { ProcessMemory } from './memory.js';
+import { readMaps, type Mapping } from './proc.js';
+
+export const MIN_VERSION = { major: 3, minor: 9 };
+export const MAX_VERSION = { major: 3, minor: 14 };
+
+export interface PythonProcess {
+  pid: number;
+  version: PythonVersion;
+  /** "3.11.2", or "3.9" where the build does not say its patch release */
+  versionText: string;
+  /** address of _PyRuntime in the process */
+  runtime: bigint;
+  layout: PyLayout;
+  /** the image holding the runtime, as the target names it */
+  image: string;
+}
+
+/** The process runs no CPython Kiln can find. */
+export class NotPythonError extends Error {
+  constructor(readonly pid: number, reason: string) {
+    super(`pid ${pid} is not a Python process: ${reason}`);
+  }
+}
+
+/** A CPython Kiln cannot walk: outside the supported versions, or unreadable. */
+export class UnsupportedPythonError extends Error {
+  constructor(readonly pid: number, reason: string) {
+    super(`pid ${pid}: ${reason}`);
+  }
+}
+
+const IMAGE_NAME = /^(lib)?python(\d)\.(\d+)[a-z]*(\.so.*|$)/;
+
+/** Mapped images that may hold the runtime, libpython first: with it, the binary is only a stub. */
+function candidateImages(maps: Mapping[]): Mapping[] {
+  const first = new Map<string, Mapping>();
+  for (const m of maps) {
+    if (!m.path.startsWith('/') || m.offset !== 0n) continue;
+    if (!IMAGE_NAME.test(basename(m.path))) continue;
+    if (!first.has(m.path)) first.set(m.path, m);
+  }
+  return [...first.values()].sort((a, b) => Number(basename(b.path).startsWith('lib')) - Number(basename(a.path).startsWith('lib')));
+}
+
+/** Quick check used when scanning every process: does any mapping look like CPython? */
+export function looksLikePython(maps: Mapping[]): boolean {
+  return candidateImages(maps).length > 0;
+}
+
+function versionFromName(path: string): PythonVersion | undefined {
+  const m = IMAGE_NAME.exec(basename(path));
+  return m ? { major: Number(m[2]), minor: Number(m[3]), patch: -1 } : undefined;
+}
+
+function openable(pid: number, m: Mapping): string {
+  const range = `${m.start.toString(16)}-${m.end.toString(16)}`;
+  const paths = [`/proc/${pid}/map_files/${range}`, `/proc/${pid}/root${m.path}`];
+  let lastErr: unknown;
+  for (const p of paths) {
+    try {
+      readElfSymbols(p, []);
+      return p;
+    } catch (err) {
+      lastErr = err;
+    }
+  }
+  throw new UnsupportedPythonError(pid, `cannot open ${m.path}: ${(lastErr as Error)?.message ?? lastErr}`);
+}
+
+export function inspectProcess(pid: number, maps: Mapping[] = readMaps(pid)): PythonProcess {
+  const images = candidateImages(maps);
+  if (images.length === 0) throw new NotPythonError(pid, 'no python binary or libpython is mapped');
+  for (const image of images) {
+    const file = openable(pid, image);
+    const syms = readElfSymbols(file, ['_PyRuntime', 'Py_Version']);
+    const runtimeSym = syms.get('_PyRuntime');
+    if (runtimeSym === undefined) continue;
+    const bias = elfLoadBias(image.start, file);
+    const runtime = bias + runtimeSym;
+    const mem = new ProcessMemory(pid);
+    try {
+      let version = versionFromName(image.path);
+      const versionSym = syms.get('Py_Version');
+      if (versionSym !== undefined) {
+        // PY_VERSION_HEX: major << 24 | minor << 16 | micro << 8 | release level and serial
+        const hex = mem.u32(bias + versionSym);
+        version = { major: hex >>> 24, minor: (hex >>> 16) & 0xff, patch: (hex >>> 8) & 0xff };
+      }
+      if (!version) throw new UnsupportedPythonError(pid, `cannot tell the Python version of ${image.path}`);
+      const text = version.patch < 0 ? `${version.major}.${version.minor}` : formatVersion(version);
+      const newer = version.major > MAX_VERSION.major || (version.major === MAX_VERSION.major && version.minor > MAX_VERSION.minor);
+      const older = version.major < MIN_VERSION.major || (version.major === MIN_VERSION.major && version.minor < MIN_VERSION.minor);
+      if (newer || older)
+        throw new UnsupportedPythonError(pid, `CPython ${text} is not supported (Kiln walks 3.9 to 3.14)`);
+      const layout = version.minor >= 13 ? readDebugOffsets(mem, runtime, version) : tableLayout(version);
+      if (!layout) throw new UnsupportedPythonError(pid, `no layout for CPython ${text}`);
+      return { pid, version, versionText: text, runtime, layout, image: image.path };
+    } catch (err) {
+      if (err instanceof UnsupportedPythonError) throw err;
+      throw new UnsupportedPythonError(pid, `cannot read the CPython runtime: ${(err as Error).message}`);
+    } finally {
+      mem.close();
+    }
+  }
+  throw new NotPythonError(pid, `no _PyRuntime symbol in ${images.map((m) => m.path).join(', ')}`);
+}

@@ -1,0 +1,245 @@
+/**
+ * Follows Python processes with the BPF sampler: registers them, drains and
+ * symbolizes their stacks periodically, notices exec and exit, and (with
+ * `all`) picks up new Python processes. Used by `kiln record` and `kiln agent`.
+ */
+import {
+  KILN_F_NO_TSTATE,
+  KILN_F_READ_ERROR,
+  KILN_F_STACK_LOST,
+  KILN_F_TRUNCATED,
+  type KernelStats,
+} from '../bpf/abi.js';
+import { Sampler, type BpfRunStats, type RawSample } from '../bpf/sampler.js';
+import { inspectProcess, looksLikePython, NotPythonError, type PythonProcess } from './interpreter.js';
+import { listPids, readMaps, startTime } from './proc.js';
+import { SYNTHETIC, syntheticFrame, type Frame, type Profile, type StackSample } from './profile.js';
+import { Symbolizer } from './symbolizer.js';
+
+export interface RecorderOptions {
+  /** processes to follow; with `all`, these are followed too */
+  pids: number[];
+  /** follow every Python process on the host, including ones started later */
+  all: boolean;
+  frequency: number;
+  maxDepth: number;
+  /** how often stacks are drained and symbolized */
+  drainIntervalMs: number;
+  /** how often /proc is scanned for new processes with `all` */
+  scanIntervalMs: number;
+  /** one line per noteworthy event (process followed, skipped, gone) */
+  log: (message: string) => void;
+  objectPath?: string;
+}
+
+interface Followed {
+  proc: PythonProcess;
+  startTime: number;
+  symbolizer: Symbolizer;
+  /** set once the process has gone; its last samples are still drained */
+  gone: boolean;
+}
+
+/** A Profile per process, built up between takes. */
+export interface ProcessProfile {
+  pid: number;
+  pythonVersion: string;
+  profile: Profile;
+}
+
+export class Recorder {
+  private readonly sampler: Sampler;
+  private readonly followed = new Map<number, Followed>();
+  /** pid:starttime of processes already judged not followable, reported once */
+  private readonly rejected = new Set<string>();
+  private readonly aggregates = new Map<number, Map<string, StackSample>>();
+  private readonly versions = new Map<number, string>();
+  private drainTimer: NodeJS.Timeout | undefined;
+  private scanTimer: NodeJS.Timeout | undefined;
+  private draining: Promise<void> = Promise.resolve();
+  private windowStartNs = process.hrtime.bigint();
+  private windowStartWall = BigInt(Date.now()) * 1_000_000n;
+  readonly selfPid = process.pid;
+
+  private constructor(readonly options: RecorderOptions) {
+    this.sampler = Sampler.open({
+      frequency: options.frequency,
+      maxDepth: options.maxDepth,
+      drainIntervalMs: options.drainIntervalMs,
+      objectPath: options.objectPath,
+    });
+  }
+
+  /**
+   * Opens the sampler and follows the given pids. A pid that is not a
+   * followable Python process fails the start: the user named it.
+   */
+  static start(options: RecorderOptions): Recorder {
+    const r = new Recorder(options);
+    try {
+      for (const pid of options.pids) r.follow(pid, true);
+    } catch (err) {
+      r.sampler.close();
+      throw err;
+    }
+    if (options.all) r.scan();
+    r.drainTimer = setInterval(() => void r.drainOnce(), options.drainIntervalMs);
+    if (options.all) r.scanTimer = setInterval(() => r.scan(), options.scanIntervalMs);
+    r.windowStartNs = process.hrtime.bigint();
+    r.windowStartWall = BigInt(Date.now()) * 1_000_000n;
+    return r;
+  }
+
+  get periodNs(): number {
+    return Math.round(1e9 / this.options.frequency);
+  }
+
+  followedPids(): number[] {
+    return [...this.followed.entries()].filter(([, f]) => !f.gone).map(([pid]) => pid);
+  }
+
+  private final: { kernel: KernelStats; run: BpfRunStats } | undefined;
+
+  /** Kernel counters; after stop(), as they were when the sampler closed. */
+  kernelStats(): KernelStats {
+    return this.final?.kernel ?? this.sampler.kernelStats();
+  }
+
+  runStats(): BpfRunStats {
+    return this.final?.run ?? this.sampler.runStats();
+  }
+
+  /** Starts following `pid`. With `strict`, failure throws; otherwise it is logged once. */
+  private follow(pid: number, strict: boolean): boolean {
+    const st = startTime(pid);
+    if (st === undefined) {
+      if (strict) throw new NotPythonError(pid, 'no such process');
+      return false;
+    }
+    const key = `${pid}:${st}`;
+    if (!strict && this.rejected.has(key)) return false;
+    try {
+      const proc = inspectProcess(pid);
+      this.sampler.register(pid, proc.runtime, proc.layout);
+      this.followed.set(pid, { proc, startTime: st, symbolizer: new Symbolizer(pid, proc.layout), gone: false });
+      this.versions.set(pid, proc.versionText);
+      this.options.log(`following pid ${pid}: CPython ${proc.versionText} (${proc.image}; ${proc.layout.source})`);
+      return true;
+    } catch (err) {
+      if (strict) throw err;
+      this.rejected.add(key);
+      if (!(err instanceof NotPythonError)) this.options.log(`skipping ${(err as Error).message}`);
+      return false;
+    }
+  }
+
+  private scan(): void {
+    for (const pid of listPids()) {
+      if (pid === this.selfPid || this.followed.has(pid)) continue;
+      let maps;
+      try {
+        maps = readMaps(pid);
+      } catch {
+        continue; // gone, or a kernel thread
+      }
+      if (looksLikePython(maps)) this.follow(pid, false);
+    }
+  }
+
+  /** Notices exec (the kernel already stopped walking) and exit. */
+  private checkLifecycle(): void {
+    for (const pid of this.sampler.takeExecEvents()) {
+      const f = this.followed.get(pid);
+      if (!f) continue;
+      this.options.log(`pid ${pid} exec'd: looking at it again`);
+      f.symbolizer.detach();
+      this.followed.delete(pid);
+      if (!this.follow(pid, false)) this.options.log(`pid ${pid} is no longer a Python process`);
+    }
+    for (const [pid, f] of this.followed) {
+      if (f.gone) continue;
+      if (startTime(pid) !== f.startTime) {
+        f.gone = true;
+        this.sampler.unregister(pid);
+        f.symbolizer.detach();
+        this.options.log(`pid ${pid} exited`);
+      }
+    }
+  }
+
+  private drainOnce(): Promise<void> {
+    this.draining = this.draining.then(async () => {
+      this.checkLifecycle();
+      const raw = await this.sampler.drain();
+      for (const s of raw) this.add(s);
+      for (const [pid, f] of this.followed) if (f.gone) this.followed.delete(pid);
+    });
+    return this.draining.catch((err: Error) => this.options.log(`drain failed: ${err.message}`));
+  }
+
+  private add(s: RawSample): void {
+    const f = this.followed.get(s.pid);
+    const frames: Frame[] = [];
+    // leaf first, as pprof wants
+    for (let i = s.frames.length - 1; i >= 0; i--) {
+      const kf = s.frames[i]!;
+      frames.push(f ? f.symbolizer.frame(kf) : syntheticFrame(SYNTHETIC.unknownCode));
+    }
+    if (s.flags & KILN_F_NO_TSTATE) frames.push(syntheticFrame(SYNTHETIC.noThreadState));
+    else if (s.flags & KILN_F_STACK_LOST) frames.push(syntheticFrame(SYNTHETIC.stackLost));
+    else if (s.flags & KILN_F_TRUNCATED) frames.push(syntheticFrame(SYNTHETIC.truncated));
+    else if (s.flags & KILN_F_READ_ERROR) frames.push(syntheticFrame(SYNTHETIC.readError));
+    else if (frames.length === 0) frames.push(syntheticFrame(SYNTHETIC.noPython));
+
+    const labels: Record<string, string> = {
+      pid: String(s.pid),
+      tid: String(s.tid),
+      thread_name: s.comm,
+      python_version: this.versions.get(s.pid) ?? '',
+    };
+    const key = `${s.tid}\0${s.comm}\0${frames.map((x) => `${x.name}\u0001${x.filename}\u0001${x.line}`).join('\0')}`;
+    let perProc = this.aggregates.get(s.pid);
+    if (!perProc) this.aggregates.set(s.pid, (perProc = new Map()));
+    const have = perProc.get(key);
+    if (have) have.count += s.count;
+    else perProc.set(key, { frames, labels, count: s.count });
+  }
+
+  /**
+   * Everything recorded since the last take, one profile per process, and
+   * starts a new window. Drains first so the window is complete.
+   */
+  async take(): Promise<ProcessProfile[]> {
+    await this.drainOnce();
+    const now = process.hrtime.bigint();
+    const durationNs = Number(now - this.windowStartNs);
+    const startNs = this.windowStartWall;
+    this.windowStartNs = now;
+    this.windowStartWall = BigInt(Date.now()) * 1_000_000n;
+    const out: ProcessProfile[] = [];
+    for (const [pid, stacks] of this.aggregates) {
+      out.push({
+        pid,
+        pythonVersion: this.versions.get(pid) ?? '',
+        profile: { samples: [...stacks.values()], periodNs: this.periodNs, startNs, durationNs },
+      });
+    }
+    this.aggregates.clear();
+    return out;
+  }
+
+  async stop(): Promise<ProcessProfile[]> {
+    clearInterval(this.drainTimer);
+    clearInterval(this.scanTimer);
+    const last = await this.take();
+    this.final = { kernel: this.sampler.kernelStats(), run: this.sampler.runStats() };
+    this.sampler.close();
+    for (const f of this.followed.values()) f.symbolizer.detach();
+    return last;
+  }
+}
+
+/** Merges per-process profiles into one (labels keep them apart). */
+export function mergeProfiles(parts: ProcessProfile[], periodNs: number, startNs: bigint, durationNs: number): Profile {
+  return { samples: parts.flatMap((p) => p.profile.samples), periodNs, startNs, durationNs };
+}
