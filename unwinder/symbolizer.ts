@@ -12,6 +12,7 @@ import type { PyLayout } from './layout.js';
 import { lineForOffset } from './linetable.js';
 import { ProcessMemory } from './memory.js';
 import { SYNTHETIC, syntheticFrame, type Frame } from './profile.js';
+import { SourceQualnames } from './qualname.js';
 
 interface CodeInfo {
   name: string;
@@ -40,6 +41,8 @@ export class Symbolizer {
   private mem: ProcessMemory | undefined;
   private readonly cache = new Map<string, CodeInfo | null>();
   private readonly codeWindow: number;
+  /** for builds without co_qualname */
+  private readonly sources: SourceQualnames;
   readonly stats: SymbolizerStats = { codeReads: 0, codeReadErrors: 0, fingerprintMismatches: 0 };
 
   constructor(
@@ -47,6 +50,7 @@ export class Symbolizer {
     readonly layout: PyLayout,
   ) {
     const c = layout.code;
+    this.sources = new SourceQualnames(pid);
     this.codeWindow = Math.max(c.argcount, c.firstlineno, c.name, c.qualname, c.filename, c.linetable) + 8;
     try {
       this.mem = new ProcessMemory(pid);
@@ -99,10 +103,14 @@ export class Symbolizer {
       return null;
     }
     const name = this.readString(mem, w.readBigUInt64LE(c.name));
+    const filename = this.readString(mem, w.readBigUInt64LE(c.filename));
     return {
       name,
-      qualname: c.qualname >= 0 ? this.readString(mem, w.readBigUInt64LE(c.qualname)) : name,
-      filename: this.readString(mem, w.readBigUInt64LE(c.filename)),
+      qualname:
+        c.qualname >= 0
+          ? this.readString(mem, w.readBigUInt64LE(c.qualname))
+          : this.sources.qualname(filename, firstLineNo, name),
+      filename,
       firstLineNo,
       lineTable: this.readBytes(mem, w.readBigUInt64LE(c.linetable)),
       lines: new Map(),

@@ -1,0 +1,134 @@
+/** Running workloads and the kiln CLI from tests. */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { decodePprof, profileFromPprof } from '../unwinder/pprof.js';
+import type { Profile, StackSample } from '../unwinder/profile.js';
+import { stageWorkload, type PythonInterpreter } from './pythons.js';
+
+export const REPO = join(import.meta.dirname, '..');
+export const WORKLOADS = join(REPO, 'test', 'workloads');
+const KILN = join(REPO, 'bin', 'kiln');
+
+export interface Workload {
+  pid: number;
+  /** the JSON line the workload printed when ready */
+  info: Record<string, unknown>;
+  /** the workload's path as its interpreter sees it (what co_filename holds) */
+  path: string;
+  proc: ChildProcess;
+  exited: Promise<number | null>;
+  stop(): Promise<void>;
+}
+
+/** Starts test/workloads/NAME under `py` and waits until it says it is ready. */
+export async function startWorkload(
+  py: PythonInterpreter,
+  name: string,
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<Workload> {
+  const path = stageWorkload(py, join(WORKLOADS, name));
+  const [cmd, ...pre] = py.command;
+  const proc = spawn(cmd!, [...pre, path, ...args], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...env } });
+  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+  const lines = createInterface({ input: proc.stdout! });
+  const first = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${name} under ${py.label} did not start within 30 s`)), 30_000);
+    lines.once('line', (l) => {
+      clearTimeout(timer);
+      resolve(l);
+    });
+    void exited.then((code) => reject(new Error(`${name} under ${py.label} exited early (${code})`)));
+  });
+  const info = JSON.parse(first) as Record<string, unknown>;
+  return {
+    pid: Number(info.pid),
+    info,
+    path,
+    proc,
+    exited,
+    async stop() {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+      await exited;
+    },
+  };
+}
+
+export interface RunResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `kiln ARGS` to completion. */
+export function kiln(args: string[], opts: { wrap?: string[]; timeoutMs?: number } = {}): Promise<RunResult> {
+  const argv = [...(opts.wrap ?? []), process.execPath, KILN, ...args];
+  return new Promise((resolve, reject) => {
+    const proc = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    proc.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    proc.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => {
+      proc.kill('SIGKILL');
+      reject(new Error(`kiln ${args.join(' ')} timed out\n${stderr}`));
+    }, opts.timeoutMs ?? 90_000);
+    proc.on('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/** `kiln record ARGS -o tmp.pb.gz`, decoded; throws with kiln's stderr when it fails. */
+export async function recordProfile(args: string[]): Promise<{ profile: Profile; stderr: string; bytes: Buffer }> {
+  const dir = mkdtempSync(join(tmpdir(), 'kiln-test-'));
+  try {
+    const out = join(dir, 'profile.pb.gz');
+    const r = await kiln(['record', ...args, '-o', out]);
+    if (r.code !== 0) throw new Error(`kiln record failed (${r.code}):\n${r.stderr}`);
+    const bytes = readFileSync(out);
+    return { profile: profileFromPprof(decodePprof(bytes)), stderr: r.stderr, bytes };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Line numbers of the lines marked `# hot: NAME` in a workload. */
+export function hotLines(name: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  readFileSync(join(WORKLOADS, name), 'utf8')
+    .split('\n')
+    .forEach((line, i) => {
+      const m = /# hot: (\S+)/.exec(line);
+      if (m) out[m[1]!] = i + 1;
+    });
+  return out;
+}
+
+export function samplesOf(profile: Profile, pid: number): StackSample[] {
+  return profile.samples.filter((s) => s.labels.pid === String(pid));
+}
+
+export function total(samples: StackSample[]): number {
+  return samples.reduce((n, s) => n + s.count, 0);
+}
+
+/** Samples whose leaf frame is `name`, as a share of `samples` in percent. */
+export function leafShare(samples: StackSample[], name: string): number {
+  const n = total(samples.filter((s) => s.frames[0]?.name === name));
+  return (100 * n) / Math.max(1, total(samples));
+}
+
+/** Root-first frame names of a sample. */
+export function chain(s: StackSample): string[] {
+  return s.frames.map((f) => f.name).reverse();
+}
+
+export function tempDir(): { dir: string; cleanup(): void } {
+  const dir = mkdtempSync(join(tmpdir(), 'kiln-test-'));
+  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
