@@ -1,4 +1,5 @@
 /** The `kiln` command: record, serve, agent, demo. */
+import { agent, AGENT_USAGE } from './agent.js';
 import { record, RECORD_USAGE } from './record.js';
 import { UsageError } from './args.js';
 
@@ -6,12 +7,16 @@ const USAGE = `kiln: always-on CPU profiler for Python services
 
   kiln record   profile Python processes and write pprof, folded stacks or speedscope
   kiln serve    run the ingest service, query API and web UI
+  kiln agent    profile every Python process of this host continuously and ship to ingest
   kiln help     this text
 
-${RECORD_USAGE}`;
+${RECORD_USAGE}
+
+${AGENT_USAGE}`;
 
 const COMMANDS: Record<string, (argv: string[]) => Promise<void>> = {
   record,
+  agent,
   serve: async (argv) => {
     const { serve, optionsFromArgv } = await import('../ingest/serve.js');
     const handle = await serve(optionsFromArgv(argv));

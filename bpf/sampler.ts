@@ -53,6 +53,7 @@ export interface BpfRunStats {
 
 const BPF_ANY = 0n;
 const PERF_EVENT_IOC_DISABLE = 0x2401;
+const PERF_EVENT_IOC_PERIOD = 0x40082404; // _IOW('$', 4, __u64): in frequency mode, sets sample_freq
 const BATCH = 1024;
 
 export function defaultObjectPath(): string {
@@ -237,6 +238,16 @@ export class Sampler {
 
   private writeState(): void {
     this.state.update(u32(0), encodeState(this.generation, this.options.maxDepth));
+  }
+
+  /** Changes the sampling frequency of every CPU's event in place. */
+  setFrequency(frequency: number): void {
+    const arg = Buffer.alloc(8);
+    arg.writeBigUInt64LE(BigInt(frequency));
+    for (const fd of this.perfFds) {
+      const rc = libbpf().ioctl(fd, PERF_EVENT_IOC_PERIOD, 'void *', arg) as number;
+      if (rc < 0) throw new BpfError(`set frequency ${frequency} Hz`, koffi.errno());
+    }
   }
 
   /** Starts walking `pid`'s Python frames with this layout. */

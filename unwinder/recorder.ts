@@ -62,6 +62,7 @@ export class Recorder {
   readonly selfPid = process.pid;
 
   private constructor(readonly options: RecorderOptions) {
+    this.frequency = options.frequency;
     this.sampler = Sampler.open({
       frequency: options.frequency,
       maxDepth: options.maxDepth,
@@ -90,8 +91,24 @@ export class Recorder {
     return r;
   }
 
+  private frequency: number;
+
   get periodNs(): number {
-    return Math.round(1e9 / this.options.frequency);
+    return Math.round(1e9 / this.frequency);
+  }
+
+  get currentFrequency(): number {
+    return this.frequency;
+  }
+
+  /**
+   * Changes the sampling frequency. Call it right after take(), so that every
+   * window is sampled at one frequency and its period stays true.
+   */
+  setFrequency(hz: number): void {
+    if (hz === this.frequency) return;
+    this.sampler.setFrequency(hz);
+    this.frequency = hz;
   }
 
   followedPids(): number[] {

@@ -1,0 +1,292 @@
+/**
+ * The fleet agent: follows every Python process on the host, and each upload
+ * period writes one pprof per process to the on-disk queue, which a single
+ * uploader drains to ingest, oldest first, with backoff when ingest is down.
+ * Its own CPU is measured every period and the sampling frequency is lowered
+ * while it is over budget.
+ */
+import { createServer, type Server } from 'node:http';
+import { hostname } from 'node:os';
+import type { AddressInfo } from 'node:net';
+import { STAT_NAMES } from '../../bpf/abi.js';
+import { encodePprof } from '../../unwinder/pprof.js';
+import { startTime } from '../../unwinder/proc.js';
+import { totalSamples } from '../../unwinder/profile.js';
+import { Recorder, type ProcessProfile } from '../../unwinder/recorder.js';
+import { identify, type ProcessIdentity } from './identity.js';
+import { Metrics } from './metrics.js';
+import { DiskQueue } from './queue.js';
+
+export interface AgentOptions {
+  /** ingest base URL, e.g. http://kiln:4040 */
+  server: string;
+  token?: string;
+  /** samples per second per CPU, the most the budget may give back */
+  frequency: number;
+  maxDepth: number;
+  uploadIntervalMs: number;
+  queueDir: string;
+  queueMaxBytes: number;
+  /** port of the /metrics endpoint; 0 picks one, -1 serves none */
+  metricsPort: number;
+  /** the agent's own CPU (user + system) as a share of one core it may use */
+  cpuBudget: number;
+  host: string;
+  log: (message: string) => void;
+}
+
+export const AGENT_DEFAULTS = {
+  frequency: 99,
+  maxDepth: 4096,
+  uploadIntervalMs: 10_000,
+  queueDir: '/var/lib/kiln/queue',
+  queueMaxBytes: 256 * 1024 * 1024,
+  metricsPort: 9464,
+  cpuBudget: 0.02,
+  host: hostname(),
+} as const;
+
+const MIN_FREQUENCY = 9;
+const UPLOAD_TIMEOUT_MS = 15_000;
+const BACKOFF_MIN_MS = 500;
+const BACKOFF_MAX_MS = 30_000;
+
+export class Agent {
+  readonly metrics = new Metrics();
+  private readonly recorder: Recorder;
+  private readonly queue: DiskQueue;
+  private readonly identities = new Map<string, ProcessIdentity>();
+  private periodTimer: NodeJS.Timeout | undefined;
+  private metricsServer: Server | undefined;
+  private uploading: Promise<void> | undefined;
+  private backoffMs = 0;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private lastCpu = process.cpuUsage();
+  private lastWall = process.hrtime.bigint();
+  private lastRun = { runTimeNs: 0, runCount: 0 };
+  private stopped = false;
+  /** the first period carries start-up work (loading BPF, compiling), not steady-state cost */
+  private periods = 0;
+
+  private constructor(readonly options: AgentOptions) {
+    this.defineMetrics();
+    this.queue = new DiskQueue(options.queueDir, options.queueMaxBytes);
+    this.recorder = Recorder.start({
+      pids: [],
+      all: true,
+      frequency: options.frequency,
+      maxDepth: options.maxDepth,
+      drainIntervalMs: 1000,
+      scanIntervalMs: 1000,
+      log: options.log,
+    });
+  }
+
+  static async start(options: AgentOptions): Promise<Agent> {
+    const agent = new Agent(options);
+    if (options.metricsPort >= 0) await agent.serveMetrics(options.metricsPort);
+    agent.periodTimer = setInterval(() => void agent.period(), options.uploadIntervalMs);
+    if (agent.queue.length) options.log(`queue holds ${agent.queue.length} profile(s) from before: sending them`);
+    agent.kick();
+    return agent;
+  }
+
+  get metricsPort(): number {
+    return (this.metricsServer?.address() as AddressInfo | null)?.port ?? 0;
+  }
+
+  private defineMetrics(): void {
+    const m = this.metrics;
+    m.define('kiln_agent_samples_total', 'counter', 'Samples recorded and queued for upload');
+    m.define('kiln_agent_stacks_total', 'counter', 'Distinct stacks (per process and thread) queued for upload');
+    m.define('kiln_agent_profiles_total', 'counter', 'Profiles queued for upload');
+    m.define('kiln_agent_kernel_events_total', 'counter', 'Kernel-side counters of the BPF sampler, by kind (count_drops and chunk_drops are losses)');
+    m.define('kiln_agent_queue_dropped_total', 'counter', 'Profiles dropped from the on-disk queue because it was full');
+    m.define('kiln_agent_queue_profiles', 'gauge', 'Profiles waiting in the on-disk queue');
+    m.define('kiln_agent_queue_bytes', 'gauge', 'Bytes waiting in the on-disk queue');
+    m.define('kiln_agent_processes_followed', 'gauge', 'Python processes being profiled');
+    m.define('kiln_agent_bpf_run_time_seconds_total', 'counter', 'Time the BPF sampler ran (needs kernel.bpf_stats_enabled=1)');
+    m.define('kiln_agent_bpf_runs_total', 'counter', 'Times the BPF sampler ran (needs kernel.bpf_stats_enabled=1)');
+    m.define('kiln_agent_uploads_total', 'counter', 'Profiles ingest accepted');
+    m.define('kiln_agent_upload_failures_total', 'counter', 'Upload attempts that failed, by reason');
+    m.define('kiln_agent_upload_rejected_total', 'counter', 'Profiles ingest refused as bad input (dropped, not retried)');
+    m.define('kiln_agent_upload_latency_seconds_sum', 'counter', 'Total time of accepted uploads');
+    m.define('kiln_agent_upload_latency_seconds_last', 'gauge', 'Time of the last accepted upload');
+    m.define('kiln_agent_cpu_share', 'gauge', "The agent's own CPU over the last period, as a share of one core");
+    m.define('kiln_agent_sampling_frequency_hz', 'gauge', 'Current sampling frequency per CPU');
+    m.set('kiln_agent_sampling_frequency_hz', this.options.frequency);
+  }
+
+  private serveMetrics(port: number): Promise<void> {
+    this.metricsServer = createServer((req, res) => {
+      if (req.url === '/metrics') {
+        res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
+        res.end(this.metrics.render());
+      } else {
+        res.writeHead(404).end('see /metrics\n');
+      }
+    });
+    return new Promise((resolve, reject) => {
+      this.metricsServer!.once('error', reject);
+      this.metricsServer!.listen(port, () => resolve());
+    });
+  }
+
+  /** One upload period: take the window's profiles, queue them, adjust to the budget. */
+  private async period(): Promise<void> {
+    if (this.stopped) return;
+    try {
+      await this.enqueue(await this.recorder.take());
+      this.updateKernelMetrics();
+      this.applyBudget();
+    } catch (err) {
+      this.options.log(`period failed: ${(err as Error).message}`);
+    }
+    this.kick();
+  }
+
+  private identity(pid: number): ProcessIdentity {
+    const key = `${pid}:${startTime(pid) ?? 'gone'}`;
+    let id = this.identities.get(key);
+    if (!id) {
+      id = identify(pid);
+      this.identities.set(key, id);
+    }
+    return id;
+  }
+
+  private async enqueue(parts: ProcessProfile[]): Promise<void> {
+    for (const part of parts) {
+      const samples = totalSamples(part.profile);
+      if (!samples) continue;
+      const id = this.identity(part.pid);
+      const params: Record<string, string> = {
+        service: id.service,
+        host: this.options.host,
+        pid: String(part.pid),
+        python_version: part.pythonVersion,
+      };
+      if (id.containerId) params.container_id = id.containerId;
+      this.queue.push(params, await encodePprof(part.profile));
+      this.metrics.add('kiln_agent_samples_total', samples);
+      this.metrics.add('kiln_agent_stacks_total', part.profile.samples.length);
+      this.metrics.add('kiln_agent_profiles_total', 1);
+    }
+    this.metrics.set('kiln_agent_processes_followed', this.recorder.followedPids().length);
+    this.updateQueueMetrics();
+  }
+
+  private updateQueueMetrics(): void {
+    this.metrics.set('kiln_agent_queue_profiles', this.queue.length);
+    this.metrics.set('kiln_agent_queue_bytes', this.queue.bytes);
+    this.metrics.set('kiln_agent_queue_dropped_total', this.queue.dropped);
+  }
+
+  private updateKernelMetrics(): void {
+    const k = this.recorder.kernelStats();
+    for (const name of STAT_NAMES) this.metrics.set('kiln_agent_kernel_events_total', k[name], { kind: name });
+    const run = this.recorder.runStats();
+    this.metrics.set('kiln_agent_bpf_run_time_seconds_total', run.runTimeNs / 1e9);
+    this.metrics.set('kiln_agent_bpf_runs_total', run.runCount);
+  }
+
+  /**
+   * Halves the frequency while the agent's own CPU, plus the BPF program's
+   * time when the kernel counts it, is over budget; doubles it back (up to the
+   * configured frequency) once well under.
+   */
+  private applyBudget(): void {
+    const cpu = process.cpuUsage(this.lastCpu);
+    const wall = Number(process.hrtime.bigint() - this.lastWall) / 1e3; // µs
+    const run = this.recorder.runStats();
+    const bpfUs = (run.runTimeNs - this.lastRun.runTimeNs) / 1e3;
+    this.lastCpu = process.cpuUsage();
+    this.lastWall = process.hrtime.bigint();
+    this.lastRun = run;
+    if (wall <= 0 || this.periods++ === 0) return;
+    const share = (cpu.user + cpu.system + bpfUs) / wall;
+    this.metrics.set('kiln_agent_cpu_share', share);
+    const f = this.recorder.currentFrequency;
+    let next = f;
+    if (share > this.options.cpuBudget) next = Math.max(MIN_FREQUENCY, Math.floor(f / 2));
+    else if (share < this.options.cpuBudget / 3) next = Math.min(this.options.frequency, f * 2);
+    if (next !== f) {
+      this.options.log(`own CPU ${(share * 100).toFixed(2)}% of a core (budget ${(this.options.cpuBudget * 100).toFixed(2)}%): sampling at ${next} Hz`);
+      this.recorder.setFrequency(next);
+      this.metrics.set('kiln_agent_sampling_frequency_hz', next);
+    }
+  }
+
+  /** Starts the uploader unless it runs or waits out a backoff. */
+  private kick(): void {
+    if (this.uploading || this.retryTimer || this.stopped) return;
+    this.uploading = this.drainQueue().finally(() => (this.uploading = undefined));
+  }
+
+  private async drainQueue(): Promise<void> {
+    for (let item = this.queue.oldest(); item && !this.stopped; item = this.queue.oldest()) {
+      const outcome = await this.upload(item.params, item.body);
+      if (outcome === 'retry') {
+        this.backoffMs = Math.min(BACKOFF_MAX_MS, Math.max(BACKOFF_MIN_MS, this.backoffMs * 2));
+        const wait = this.backoffMs * (0.5 + Math.random() / 2);
+        this.retryTimer = setTimeout(() => {
+          this.retryTimer = undefined;
+          this.kick();
+        }, wait);
+        break;
+      }
+      this.backoffMs = 0;
+      this.queue.remove(item.id);
+      this.updateQueueMetrics();
+    }
+    this.updateQueueMetrics();
+  }
+
+  private async upload(params: Record<string, string>, body: Buffer): Promise<'done' | 'retry'> {
+    const url = `${this.options.server.replace(/\/$/, '')}/api/v1/profiles?${new URLSearchParams(params)}`;
+    const headers: Record<string, string> = { 'content-type': 'application/octet-stream' };
+    if (this.options.token) headers.authorization = `Bearer ${this.options.token}`;
+    const t0 = process.hrtime.bigint();
+    let status: number;
+    try {
+      const res = await fetch(url, { method: 'POST', body: new Uint8Array(body), headers, signal: AbortSignal.timeout(UPLOAD_TIMEOUT_MS) });
+      status = res.status;
+      const text = await res.text();
+      if (status >= 400 && status < 500 && status !== 408 && status !== 429) {
+        // the profile itself is refused: sending it again would fail again
+        this.options.log(`ingest refused a profile of ${params.service} (pid ${params.pid}): ${status} ${text.slice(0, 200)}`);
+        this.metrics.add('kiln_agent_upload_rejected_total', 1);
+        return 'done';
+      }
+    } catch (err) {
+      this.metrics.add('kiln_agent_upload_failures_total', 1, { reason: 'unreachable' });
+      if (this.backoffMs === 0) this.options.log(`ingest unreachable (${(err as Error).message}): queueing and retrying`);
+      return 'retry';
+    }
+    if (status >= 300) {
+      this.metrics.add('kiln_agent_upload_failures_total', 1, { reason: `http_${status}` });
+      if (this.backoffMs === 0) this.options.log(`ingest answered ${status}: queueing and retrying`);
+      return 'retry';
+    }
+    const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+    this.metrics.add('kiln_agent_uploads_total', 1);
+    this.metrics.add('kiln_agent_upload_latency_seconds_sum', seconds);
+    this.metrics.set('kiln_agent_upload_latency_seconds_last', seconds);
+    return 'done';
+  }
+
+  /** Queues the last window, tries once more to send, and stops; what is not sent stays queued on disk. */
+  async stop(): Promise<void> {
+    clearInterval(this.periodTimer);
+    await this.enqueue(await this.recorder.stop());
+    await this.uploading;
+    clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+    this.backoffMs = 0;
+    this.kick();
+    await this.uploading;
+    clearTimeout(this.retryTimer);
+    this.stopped = true;
+    await new Promise<void>((resolve) => (this.metricsServer ? this.metricsServer.close(() => resolve()) : resolve()));
+  }
+}
