@@ -1,5 +1,6 @@
 /** The `kiln` command: record, serve, agent, demo. */
 import { agent, AGENT_USAGE } from './agent.js';
+import { demo, DEMO_USAGE } from './demo.js';
 import { record, RECORD_USAGE } from './record.js';
 import { UsageError } from './args.js';
 
@@ -8,15 +9,19 @@ const USAGE = `kiln: always-on CPU profiler for Python services
   kiln record   profile Python processes and write pprof, folded stacks or speedscope
   kiln serve    run the ingest service, query API and web UI
   kiln agent    profile every Python process of this host continuously and ship to ingest
+  kiln demo     serve + agent + an example Python service on this machine: the whole pipeline
   kiln help     this text
 
 ${RECORD_USAGE}
 
-${AGENT_USAGE}`;
+${AGENT_USAGE}
+
+${DEMO_USAGE}`;
 
 const COMMANDS: Record<string, (argv: string[]) => Promise<void>> = {
   record,
   agent,
+  demo,
   serve: async (argv) => {
     const { serve, optionsFromArgv } = await import('../ingest/serve.js');
     const handle = await serve(optionsFromArgv(argv));

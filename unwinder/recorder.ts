@@ -12,7 +12,7 @@ import {
 } from '../bpf/abi.js';
 import { Sampler, type BpfRunStats, type RawSample } from '../bpf/sampler.js';
 import { inspectProcess, looksLikePython, NotPythonError, type PythonProcess } from './interpreter.js';
-import { listPids, readMaps, startTime } from './proc.js';
+import { listPids, processKey, readMaps, startTime } from './proc.js';
 import { SYNTHETIC, syntheticFrame, type Frame, type Profile, type StackSample } from './profile.js';
 import { Symbolizer } from './symbolizer.js';
 
@@ -29,6 +29,8 @@ export interface RecorderOptions {
   scanIntervalMs: number;
   /** one line per noteworthy event (process followed, skipped, gone) */
   log: (message: string) => void;
+  /** called when a process starts being followed, while it is surely alive */
+  onFollow?: (proc: PythonProcess) => void;
   objectPath?: string;
 }
 
@@ -140,6 +142,7 @@ export class Recorder {
       this.sampler.register(pid, proc.runtime, proc.layout);
       this.followed.set(pid, { proc, startTime: st, symbolizer: new Symbolizer(pid, proc.layout), gone: false });
       this.versions.set(pid, proc.versionText);
+      this.options.onFollow?.(proc);
       this.options.log(`following pid ${pid}: CPython ${proc.versionText} (${proc.image}; ${proc.layout.source})`);
       return true;
     } catch (err) {
@@ -150,9 +153,19 @@ export class Recorder {
     }
   }
 
+  /** pid -> "starttime comm" of processes whose maps showed no Python; exec changes comm */
+  private notPython = new Map<number, string>();
+
   private scan(): void {
+    const seen = new Map<number, string>();
     for (const pid of listPids()) {
       if (pid === this.selfPid || this.followed.has(pid)) continue;
+      const id = processKey(pid);
+      if (id === undefined) continue;
+      if (this.notPython.get(pid) === id) {
+        seen.set(pid, id);
+        continue;
+      }
       let maps;
       try {
         maps = readMaps(pid);
@@ -160,7 +173,9 @@ export class Recorder {
         continue; // gone, or a kernel thread
       }
       if (looksLikePython(maps)) this.follow(pid, false);
+      else seen.set(pid, id);
     }
+    this.notPython = seen;
   }
 
   /** Notices exec (the kernel already stopped walking) and exit. */

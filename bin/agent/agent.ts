@@ -79,6 +79,8 @@ export class Agent {
       drainIntervalMs: 1000,
       scanIntervalMs: 1000,
       log: options.log,
+      // named while alive: a process that exits within the period still has its service
+      onFollow: (proc) => void this.identity(proc.pid),
     });
   }
 
