@@ -14,7 +14,9 @@ export const KILN_F_NO_TSTATE = 1 << 1;
 export const KILN_F_READ_ERROR = 1 << 2;
 export const KILN_F_STACK_LOST = 1 << 3;
 
+export const KILN_MAX_EVENTS = 8192;
 export const KILN_EVENT_EXEC = 1;
+export const KILN_EVENT_WAS_FOLLOWED = 2;
 
 export const STAT_NAMES = [
   'samples',

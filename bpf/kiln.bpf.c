@@ -66,7 +66,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1024);
+	__uint(max_entries, KILN_MAX_EVENTS);
 	__type(key, __u32);
 	__type(value, __u32);
 } kiln_events SEC(".maps");
@@ -387,17 +387,19 @@ int kiln_sample(struct bpf_perf_event_data *ctx)
 	return 0;
 }
 
-/* An exec replaces the address space: the registered layout and _PyRuntime
- * address are stale from this instant, so stop walking and tell userspace. */
-/* tp_btf rather than tp: it needs no tracefs mount, which containers often lack. */
+/* An exec replaces the address space. For a registered process the layout
+ * and _PyRuntime address are stale from this instant: stop walking it. Every
+ * exec is reported, so that userspace looks at a process again only when it
+ * may have become (or stopped being) Python, instead of rereading /proc. */
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(kiln_exec, struct task_struct *task, pid_t old_pid, struct linux_binprm *bprm)
 {
 	__u32 pid = bpf_get_current_pid_tgid() >> 32;
-	if (!bpf_map_lookup_elem(&kiln_procs, &pid))
-		return 0;
-	bpf_map_delete_elem(&kiln_procs, &pid);
 	__u32 ev = KILN_EVENT_EXEC;
+	if (bpf_map_lookup_elem(&kiln_procs, &pid)) {
+		bpf_map_delete_elem(&kiln_procs, &pid);
+		ev |= KILN_EVENT_WAS_FOLLOWED;
+	}
 	bpf_map_update_elem(&kiln_events, &pid, &ev, BPF_ANY);
 	return 0;
 }

@@ -111,7 +111,10 @@ struct kiln_state {
 	__u32 max_depth;                 /* frames walked before marking a stack truncated */
 };
 
-/* kiln_events value: why a registered process must be looked at again. */
+/* kiln_events (pid -> flags): processes that exec'd since userspace last looked.
+ * When it is full, userspace rescans /proc instead. */
+#define KILN_MAX_EVENTS 8192
 #define KILN_EVENT_EXEC 1
+#define KILN_EVENT_WAS_FOLLOWED 2 /* it was registered; the kernel unregistered it */
 
 #endif /* KILN_H */

@@ -10,8 +10,10 @@ import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { PyLayout } from '../unwinder/layout.js';
 import {
+  KILN_EVENT_WAS_FOLLOWED,
   KILN_F_STACK_LOST,
   KILN_MAX_DEPTH,
+  KILN_MAX_EVENTS,
   STAT_NAMES,
   STRUCTS,
   decodeChunk,
@@ -42,6 +44,8 @@ export interface RawSample {
   comm: string;
   flags: number;
   count: number;
+  /** the kernel's id of the stack: equal ids, equal frames */
+  stackId: bigint;
   /** root first; empty when flags say why */
   frames: KernelFrame[];
 }
@@ -150,6 +154,8 @@ export class Sampler {
   private drainNo = 0;
   /** chunks read from the kernel, kept while recent samples may still name them */
   private readonly chunkCache = new Map<bigint, { chunk: Chunk; lastUsed: number }>();
+  /** whole stacks put together from chunks, so a stack seen every drain is joined once */
+  private readonly stackCache = new Map<bigint, { frames: KernelFrame[]; lastUsed: number }>();
   readonly cpus: number;
   readonly countsEntries: number;
   readonly chunkEntries: number;
@@ -175,27 +181,40 @@ export class Sampler {
       kernel_log_size: logSize,
       kernel_log_level: 0,
     };
-    this.obj = checkPtr(`open ${path}`, lib.bpf_object__open_file(path, openOpts));
-    const map = (name: string): Ptr => checkPtr(`find map ${name}`, lib.bpf_object__find_map_by_name(this.obj, name));
-
-    // Sized for the longest drain interval at this frequency on every CPU:
-    // each sample may be a distinct stack, and a stack's chunks outlive one drain.
-    const samplesPerDrain = Math.ceil((options.frequency * this.cpus * Math.max(options.drainIntervalMs, 1000)) / 1000);
+    // Sized so that a drain interval of 10 s (or the configured one, if
+    // longer) at this frequency on every CPU loses nothing even if every
+    // sample is a distinct stack. Most stacks fit one 64-frame chunk and deep
+    // ones share their root-side chunks, so one chunk per sample suffices too.
+    const samplesPerDrain = Math.ceil((options.frequency * this.cpus * Math.max(options.drainIntervalMs, 10_000)) / 1000);
     this.countsEntries = Math.max(4096, Math.ceil(samplesPerDrain * 1.25));
-    this.chunkEntries = Math.max(8192, this.countsEntries * 2);
-    check('size counts', lib.bpf_map__set_max_entries(map('kiln_counts_0'), this.countsEntries) as number);
-    check('size counts', lib.bpf_map__set_max_entries(map('kiln_counts_1'), this.countsEntries) as number);
-    check('size chunks', lib.bpf_map__set_max_entries(map('kiln_chunks'), this.chunkEntries) as number);
-    check('size scratch', lib.bpf_map__set_max_entries(map('kiln_scratch'), this.cpus) as number);
-
-    const rc = lib.bpf_object__load(this.obj) as number;
-    if (rc < 0) {
-      const log = koffi.decode(logBuf, 'char', logSize) as string;
-      lib.bpf_object__close(this.obj);
-      koffi.free(logBuf);
-      throw new BpfError('loading the BPF program', -rc, log ? `verifier log (tail):\n${log.slice(-4000)}` : '');
+    this.chunkEntries = Math.max(8192, this.countsEntries);
+    const sizes: Record<string, number> = {
+      kiln_counts_0: this.countsEntries,
+      kiln_counts_1: this.countsEntries,
+      kiln_chunks: this.chunkEntries,
+      kiln_scratch: this.cpus,
+    };
+    // The verifier gives up with EAGAIN when a signal reaches the loading
+    // thread (a profiler's SIGPROF, say); a loaded object cannot be loaded
+    // again, so open it anew and retry.
+    let obj: Ptr | undefined;
+    for (let attempt = 1; !obj; attempt++) {
+      const o = checkPtr(`open ${path}`, lib.bpf_object__open_file(path, openOpts));
+      for (const [name, n] of Object.entries(sizes))
+        check(`size ${name}`, lib.bpf_map__set_max_entries(checkPtr(`find map ${name}`, lib.bpf_object__find_map_by_name(o, name)), n) as number);
+      const rc = lib.bpf_object__load(o) as number;
+      if (rc === 0) obj = o;
+      else {
+        lib.bpf_object__close(o);
+        if (rc === -11 && attempt < 5) continue;
+        const log = koffi.decode(logBuf, 'char', logSize) as string;
+        koffi.free(logBuf);
+        throw new BpfError('loading the BPF program', -rc, log ? `verifier log (tail):\n${log.slice(-4000)}` : '');
+      }
     }
     koffi.free(logBuf);
+    this.obj = obj;
+    const map = (name: string): Ptr => checkPtr(`find map ${name}`, lib.bpf_object__find_map_by_name(this.obj, name));
 
     const key = STRUCTS.kiln_sample_key.size;
     this.procs = new MapHandle('kiln_procs', map('kiln_procs'), 4, STRUCTS.kiln_proc.size);
@@ -263,13 +282,22 @@ export class Sampler {
     return this.procs.keys().map((k) => k.readUInt32LE(0));
   }
 
-  /** Pids the kernel saw exec since the last call; they were unregistered in the kernel already. */
-  takeExecEvents(): number[] {
-    const pids: number[] = [];
-    for (const k of this.events.keys()) {
-      if (this.events.delete(k)) pids.push(k.readUInt32LE(0));
+  /**
+   * Processes that exec'd since the last call: `followed` ones were
+   * registered (the kernel has unregistered them already). `overflowed`: the
+   * event map filled up, so some execs were not recorded.
+   */
+  takeExecEvents(): { followed: number[]; others: number[]; overflowed: boolean } {
+    const out = { followed: [] as number[], others: [] as number[], overflowed: false };
+    const keys = this.events.keys();
+    out.overflowed = keys.length >= KILN_MAX_EVENTS;
+    const value = Buffer.alloc(4);
+    for (const k of keys) {
+      const v = this.events.lookup(k, value);
+      if (!v || !this.events.delete(k)) continue;
+      (v.readUInt32LE(0) & KILN_EVENT_WAS_FOLLOWED ? out.followed : out.others).push(k.readUInt32LE(0));
     }
-    return pids;
+    return out;
   }
 
   /** Swaps counts maps and returns everything counted since the last drain. */
@@ -294,7 +322,7 @@ export class Sampler {
         if (resolved) frames = resolved;
         else flags |= KILN_F_STACK_LOST;
       }
-      samples.push({ pid: k.pid, tid: k.tid, comm: k.comm, flags, count: n, frames });
+      samples.push({ pid: k.pid, tid: k.tid, comm: k.comm, flags, count: n, stackId: k.stackId, frames });
     }
     // The chunks read now live in the cache; free their kernel slots.
     const key = Buffer.alloc(8);
@@ -303,10 +331,18 @@ export class Sampler {
       this.chunks.delete(key);
     }
     for (const [id, e] of this.chunkCache) if (this.drainNo - e.lastUsed > 2) this.chunkCache.delete(id);
+    for (const [id, e] of this.stackCache) if (this.drainNo - e.lastUsed > 2) this.stackCache.delete(id);
     return samples;
   }
 
   private resolveStack(stackId: bigint, depth: number, read: Set<bigint>): KernelFrame[] | undefined {
+    const known = this.stackCache.get(stackId);
+    if (known && known.frames.length === depth) {
+      known.lastUsed = this.drainNo;
+      // its chunks are still named by this sample: keep them cached too
+      for (let id = stackId, e = this.chunkCache.get(id); e; id = e.chunk.parent, e = this.chunkCache.get(id)) e.lastUsed = this.drainNo;
+      return known.frames;
+    }
     const parts: KernelFrame[][] = [];
     const key = Buffer.alloc(8);
     const buf = Buffer.alloc(STRUCTS.kiln_chunk.size);
@@ -328,7 +364,9 @@ export class Sampler {
       id = entry.chunk.parent;
     }
     if (frames !== depth || id !== 0n) return undefined;
-    return parts.reverse().flat();
+    const whole = parts.reverse().flat();
+    this.stackCache.set(stackId, { frames: whole, lastUsed: this.drainNo });
+    return whole;
   }
 
   /** Kernel-side counters, summed over CPUs, since load. */

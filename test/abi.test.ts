@@ -52,6 +52,8 @@ describe('bpf/abi.ts mirrors bpf/kiln.h', () => {
     expect(define('KILN_F_READ_ERROR')).toBe(abi.KILN_F_READ_ERROR);
     expect(define('KILN_F_STACK_LOST')).toBe(abi.KILN_F_STACK_LOST);
     expect(define('KILN_EVENT_EXEC')).toBe(abi.KILN_EVENT_EXEC);
+    expect(define('KILN_EVENT_WAS_FOLLOWED')).toBe(abi.KILN_EVENT_WAS_FOLLOWED);
+    expect(define('KILN_MAX_EVENTS')).toBe(abi.KILN_MAX_EVENTS);
     const stats = [...h.matchAll(/KILN_STAT_(\w+) = (\d+)/g)].filter((m) => m[1] !== 'MAX');
     expect(stats.map((m) => [m[1]!.toLowerCase(), Number(m[2])])).toEqual(abi.STAT_NAMES.map((n, i) => [n, i]));
     expect(abi.fingerprint(1234, 3)).toBe(((1234 & 0xffffff) | (3 << 24)) >>> 0);

@@ -40,6 +40,19 @@ export class UnsupportedPythonError extends Error {
   }
 }
 
+/**
+ * No mapped python image defines _PyRuntime: a build whose symbols cannot be
+ * read (stripped, or not CPython), or a process the dynamic loader has not
+ * finished mapping yet (just exec'd, libpython still to come).
+ */
+export class NoRuntimeSymbolError extends UnsupportedPythonError {}
+
+function supported(v: PythonVersion): boolean {
+  const newer = v.major > MAX_VERSION.major || (v.major === MAX_VERSION.major && v.minor > MAX_VERSION.minor);
+  const older = v.major < MIN_VERSION.major || (v.major === MIN_VERSION.major && v.minor < MIN_VERSION.minor);
+  return !newer && !older;
+}
+
 const IMAGE_NAME = /^(lib)?python(\d)\.(\d+)[a-z]*(\.so.*|$)/;
 
 /** Mapped images that may hold the runtime, libpython first: with it, the binary is only a stub. */
@@ -99,9 +112,7 @@ export function inspectProcess(pid: number, maps: Mapping[] = readMaps(pid)): Py
       }
       if (!version) throw new UnsupportedPythonError(pid, `cannot tell the Python version of ${image.path}`);
       const text = version.patch < 0 ? `${version.major}.${version.minor}` : formatVersion(version);
-      const newer = version.major > MAX_VERSION.major || (version.major === MAX_VERSION.major && version.minor > MAX_VERSION.minor);
-      const older = version.major < MIN_VERSION.major || (version.major === MIN_VERSION.major && version.minor < MIN_VERSION.minor);
-      if (newer || older)
+      if (!supported(version))
         throw new UnsupportedPythonError(pid, `CPython ${text} is not supported (Kiln walks 3.9 to 3.14)`);
       const layout = version.minor >= 13 ? readDebugOffsets(mem, runtime, version) : tableLayout(version);
       if (!layout) throw new UnsupportedPythonError(pid, `no layout for CPython ${text}`);
@@ -113,5 +124,8 @@ export function inspectProcess(pid: number, maps: Mapping[] = readMaps(pid)): Py
       mem.close();
     }
   }
-  throw new NotPythonError(pid, `no _PyRuntime symbol in ${images.map((m) => m.path).join(', ')}`);
+  // CPython before 3.7 has no _PyRuntime: say which version it is when the name tells
+  const old = images.map((m) => versionFromName(m.path)).find((v) => v && !supported(v));
+  if (old) throw new UnsupportedPythonError(pid, `CPython ${old.major}.${old.minor} is not supported (Kiln walks 3.9 to 3.14)`);
+  throw new NoRuntimeSymbolError(pid, `cannot read the symbols of ${images.map((m) => m.path).join(', ')}: no _PyRuntime (a stripped or non-CPython build?)`);
 }

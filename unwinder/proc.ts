@@ -45,22 +45,6 @@ export function startTime(pid: number): number | undefined {
   }
 }
 
-/**
- * "starttime comm" from /proc/PID/stat: stays the same while the process
- * runs the same program, and changes with exec (comm becomes the new
- * program's name) or with pid reuse (starttime).
- */
-export function processKey(pid: number): string | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const open = stat.indexOf('(');
-    const close = stat.lastIndexOf(')');
-    return `${stat.slice(close + 2).split(' ')[19]} ${stat.slice(open + 1, close)}`;
-  } catch {
-    return undefined;
-  }
-}
-
 export function isAlive(pid: number): boolean {
   return startTime(pid) !== undefined;
 }

@@ -11,10 +11,13 @@ import {
   type KernelStats,
 } from '../bpf/abi.js';
 import { Sampler, type BpfRunStats, type RawSample } from '../bpf/sampler.js';
-import { inspectProcess, looksLikePython, NotPythonError, type PythonProcess } from './interpreter.js';
-import { listPids, processKey, readMaps, startTime } from './proc.js';
+import { inspectProcess, looksLikePython, NoRuntimeSymbolError, NotPythonError, type PythonProcess } from './interpreter.js';
+import { listPids, readMaps, startTime } from './proc.js';
 import { SYNTHETIC, syntheticFrame, type Frame, type Profile, type StackSample } from './profile.js';
 import { Symbolizer } from './symbolizer.js';
+
+/** Symbolized stacks kept per process before the cache starts over. */
+const MAX_CACHED_STACKS = 50_000;
 
 export interface RecorderOptions {
   /** processes to follow; with `all`, these are followed too */
@@ -38,6 +41,8 @@ interface Followed {
   proc: PythonProcess;
   startTime: number;
   symbolizer: Symbolizer;
+  /** symbolized stacks by kernel stack id and flags */
+  stacks: Map<string, Frame[]>;
   /** set once the process has gone; its last samples are still drained */
   gone: boolean;
 }
@@ -54,6 +59,14 @@ export class Recorder {
   private readonly followed = new Map<number, Followed>();
   /** pid:starttime of processes already judged not followable, reported once */
   private readonly rejected = new Set<string>();
+  /**
+   * pid:starttime of processes where one look found no _PyRuntime. A process
+   * caught between its exec and ld.so mapping libpython looks like that for a
+   * millisecond or so, so it is judged only on a second look.
+   */
+  private readonly noRuntimeOnce = new Set<string>();
+  /** exec'd pids to look at again on the next drain (their first look found no _PyRuntime) */
+  private execRetries: number[] = [];
   private readonly aggregates = new Map<number, Map<string, StackSample>>();
   private readonly versions = new Map<number, string>();
   private drainTimer: NodeJS.Timeout | undefined;
@@ -140,32 +153,35 @@ export class Recorder {
     try {
       const proc = inspectProcess(pid);
       this.sampler.register(pid, proc.runtime, proc.layout);
-      this.followed.set(pid, { proc, startTime: st, symbolizer: new Symbolizer(pid, proc.layout), gone: false });
+      this.followed.set(pid, { proc, startTime: st, symbolizer: new Symbolizer(pid, proc.layout), stacks: new Map(), gone: false });
       this.versions.set(pid, proc.versionText);
       this.options.onFollow?.(proc);
       this.options.log(`following pid ${pid}: CPython ${proc.versionText} (${proc.image}; ${proc.layout.source})`);
       return true;
     } catch (err) {
       if (strict) throw err;
+      if (err instanceof NoRuntimeSymbolError && !this.noRuntimeOnce.has(key)) {
+        this.noRuntimeOnce.add(key);
+        return false;
+      }
       this.rejected.add(key);
       if (!(err instanceof NotPythonError)) this.options.log(`skipping ${(err as Error).message}`);
       return false;
     }
   }
 
-  /** pid -> "starttime comm" of processes whose maps showed no Python; exec changes comm */
-  private notPython = new Map<number, string>();
+  /**
+   * Pids whose maps showed no Python. They are looked at again only when
+   * they exec, which the kernel reports, so a scan reads nothing but the
+   * /proc directory for them.
+   */
+  private readonly notPython = new Set<number>();
 
   private scan(): void {
-    const seen = new Map<number, string>();
+    const live = new Set<number>();
     for (const pid of listPids()) {
-      if (pid === this.selfPid || this.followed.has(pid)) continue;
-      const id = processKey(pid);
-      if (id === undefined) continue;
-      if (this.notPython.get(pid) === id) {
-        seen.set(pid, id);
-        continue;
-      }
+      live.add(pid);
+      if (pid === this.selfPid || this.followed.has(pid) || this.notPython.has(pid)) continue;
       let maps;
       try {
         maps = readMaps(pid);
@@ -173,21 +189,36 @@ export class Recorder {
         continue; // gone, or a kernel thread
       }
       if (looksLikePython(maps)) this.follow(pid, false);
-      else seen.set(pid, id);
+      else this.notPython.add(pid);
     }
-    this.notPython = seen;
+    for (const pid of this.notPython) if (!live.has(pid)) this.notPython.delete(pid);
   }
 
-  /** Notices exec (the kernel already stopped walking) and exit. */
-  private checkLifecycle(): void {
-    for (const pid of this.sampler.takeExecEvents()) {
+  /**
+   * Looks again at processes that exec'd (the kernel stopped walking them at
+   * the exec). Called after the drain that holds their last samples of the
+   * old image, so those were named by the old image's symbolizer.
+   */
+  private reinspect(execs: number[]): void {
+    const retries = this.execRetries;
+    this.execRetries = [];
+    for (const pid of retries) {
+      if (!this.followed.has(pid) && !this.follow(pid, false)) this.options.log(`pid ${pid} is no longer a Python process`);
+    }
+    for (const pid of execs) {
       const f = this.followed.get(pid);
       if (!f) continue;
       this.options.log(`pid ${pid} exec'd: looking at it again`);
       f.symbolizer.detach();
       this.followed.delete(pid);
-      if (!this.follow(pid, false)) this.options.log(`pid ${pid} is no longer a Python process`);
+      if (this.follow(pid, false)) continue;
+      if (this.noRuntimeOnce.has(`${pid}:${f.startTime}`) && !this.rejected.has(`${pid}:${f.startTime}`)) this.execRetries.push(pid);
+      else this.options.log(`pid ${pid} is no longer a Python process`);
     }
+  }
+
+  /** Notices exit. */
+  private checkExits(): void {
     for (const [pid, f] of this.followed) {
       if (f.gone) continue;
       if (startTime(pid) !== f.startTime) {
@@ -201,40 +232,66 @@ export class Recorder {
 
   private drainOnce(): Promise<void> {
     this.draining = this.draining.then(async () => {
-      this.checkLifecycle();
+      // Exec events are taken before the drain and acted on after it: every
+      // sample of an exec'd pid's old image was counted before its event, so
+      // it is in this drain and must be named by the old image's symbolizer
+      // (whose cache holds the old code objects); a symbolizer for the new
+      // image would read unrelated memory at those addresses.
+      const execs = this.sampler.takeExecEvents();
+      for (const pid of execs.others) this.notPython.delete(pid);
+      if (execs.overflowed) this.notPython.clear();
+      this.checkExits();
       const raw = await this.sampler.drain();
       for (const s of raw) this.add(s);
+      this.reinspect(execs.followed);
       for (const [pid, f] of this.followed) if (f.gone) this.followed.delete(pid);
     });
     return this.draining.catch((err: Error) => this.options.log(`drain failed: ${err.message}`));
   }
 
   private add(s: RawSample): void {
-    const f = this.followed.get(s.pid);
-    const frames: Frame[] = [];
-    // leaf first, as pprof wants
-    for (let i = s.frames.length - 1; i >= 0; i--) {
-      const kf = s.frames[i]!;
-      frames.push(f ? f.symbolizer.frame(kf) : syntheticFrame(SYNTHETIC.unknownCode));
+    // keyed by the kernel's stack id: symbolizing happens once per distinct stack, not per sample
+    const key = `${s.tid}\0${s.comm}\0${s.stackId}\0${s.flags}`;
+    let perProc = this.aggregates.get(s.pid);
+    if (!perProc) this.aggregates.set(s.pid, (perProc = new Map()));
+    const have = perProc.get(key);
+    if (have) {
+      have.count += s.count;
+      return;
     }
-    if (s.flags & KILN_F_NO_TSTATE) frames.push(syntheticFrame(SYNTHETIC.noThreadState));
-    else if (s.flags & KILN_F_STACK_LOST) frames.push(syntheticFrame(SYNTHETIC.stackLost));
-    else if (s.flags & KILN_F_TRUNCATED) frames.push(syntheticFrame(SYNTHETIC.truncated));
-    else if (s.flags & KILN_F_READ_ERROR) frames.push(syntheticFrame(SYNTHETIC.readError));
-    else if (frames.length === 0) frames.push(syntheticFrame(SYNTHETIC.noPython));
-
     const labels: Record<string, string> = {
       pid: String(s.pid),
       tid: String(s.tid),
       thread_name: s.comm,
       python_version: this.versions.get(s.pid) ?? '',
     };
-    const key = `${s.tid}\0${s.comm}\0${frames.map((x) => `${x.name}\u0001${x.filename}\u0001${x.line}`).join('\0')}`;
-    let perProc = this.aggregates.get(s.pid);
-    if (!perProc) this.aggregates.set(s.pid, (perProc = new Map()));
-    const have = perProc.get(key);
-    if (have) have.count += s.count;
-    else perProc.set(key, { frames, labels, count: s.count });
+    perProc.set(key, { frames: this.symbolize(s), labels, count: s.count });
+  }
+
+  /** Leaf-first frames of a drained stack, cached per process image by stack id. */
+  private symbolize(s: RawSample): Frame[] {
+    const f = this.followed.get(s.pid);
+    const cacheKey = `${s.stackId}:${s.flags}`;
+    const cached = f?.stacks.get(cacheKey);
+    if (cached) return cached;
+    const frames: Frame[] = [];
+    let complete = true;
+    for (let i = s.frames.length - 1; i >= 0; i--) {
+      const frame = f ? f.symbolizer.frame(s.frames[i]!) : syntheticFrame(SYNTHETIC.unknownCode);
+      if (frame.name === SYNTHETIC.unknownCode) complete = false;
+      frames.push(frame);
+    }
+    if (s.flags & KILN_F_NO_TSTATE) frames.push(syntheticFrame(SYNTHETIC.noThreadState));
+    else if (s.flags & KILN_F_STACK_LOST) frames.push(syntheticFrame(SYNTHETIC.stackLost));
+    else if (s.flags & KILN_F_TRUNCATED) frames.push(syntheticFrame(SYNTHETIC.truncated));
+    else if (s.flags & KILN_F_READ_ERROR) frames.push(syntheticFrame(SYNTHETIC.readError));
+    else if (frames.length === 0) frames.push(syntheticFrame(SYNTHETIC.noPython));
+    // a frame that could not be named now may be nameable later: cache only complete stacks
+    if (f && complete) {
+      if (f.stacks.size >= MAX_CACHED_STACKS) f.stacks.clear();
+      f.stacks.set(cacheKey, frames);
+    }
+    return frames;
   }
 
   /**
@@ -253,7 +310,7 @@ export class Recorder {
       out.push({
         pid,
         pythonVersion: this.versions.get(pid) ?? '',
-        profile: { samples: [...stacks.values()], periodNs: this.periodNs, startNs, durationNs },
+        profile: { samples: mergeEqualStacks(stacks.values()), periodNs: this.periodNs, startNs, durationNs },
       });
     }
     this.aggregates.clear();
@@ -269,6 +326,21 @@ export class Recorder {
     for (const f of this.followed.values()) f.symbolizer.detach();
     return last;
   }
+}
+
+/**
+ * Stacks the kernel told apart (another instruction on the same line) that
+ * symbolize the same, merged once per window.
+ */
+function mergeEqualStacks(samples: Iterable<StackSample>): StackSample[] {
+  const merged = new Map<string, StackSample>();
+  for (const s of samples) {
+    const key = `${s.labels.tid}\0${s.labels.thread_name}\0${s.frames.map((x) => `${x.name}\u0001${x.filename}\u0001${x.line}`).join('\0')}`;
+    const have = merged.get(key);
+    if (have) have.count += s.count;
+    else merged.set(key, { ...s });
+  }
+  return [...merged.values()];
 }
 
 /** Merges per-process profiles into one (labels keep them apart). */

@@ -30,6 +30,8 @@ const STATE_COMPACT = 1 << 5;
 const STATE_ASCII = 1 << 6;
 const MAX_STRING_CHARS = 4096;
 const MAX_LINE_TABLE = 1 << 20;
+const RETRY_FAILED_READ_MS = 1000;
+const MAX_FAILURES = 10_000;
 
 export interface SymbolizerStats {
   codeReads: number;
@@ -40,6 +42,7 @@ export interface SymbolizerStats {
 export class Symbolizer {
   private mem: ProcessMemory | undefined;
   private readonly cache = new Map<string, CodeInfo | null>();
+  private readonly failures = new Map<string, number>();
   private readonly codeWindow: number;
   /** for builds without co_qualname */
   private readonly sources: SourceQualnames;
@@ -82,14 +85,20 @@ export class Symbolizer {
     const hit = this.cache.get(key);
     if (hit !== undefined) return hit;
     if (!this.mem) return null;
+    // a read that failed is tried again, but not more than once a second
+    const failedAt = this.failures.get(key);
+    if (failedAt !== undefined && Date.now() - failedAt < RETRY_FAILED_READ_MS) return null;
     let info: CodeInfo | null = null;
     try {
       this.stats.codeReads++;
       info = this.readCode(this.mem, kf);
     } catch {
       this.stats.codeReadErrors++;
-      return null; // not cached: a later read may succeed
+      if (this.failures.size >= MAX_FAILURES) this.failures.clear();
+      this.failures.set(key, Date.now());
+      return null;
     }
+    this.failures.delete(key);
     this.cache.set(key, info);
     return info;
   }

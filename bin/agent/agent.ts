@@ -65,6 +65,8 @@ export class Agent {
   private lastWall = process.hrtime.bigint();
   private lastRun = { runTimeNs: 0, runCount: 0 };
   private stopped = false;
+  private stopping = false;
+  private currentPeriod: Promise<void> = Promise.resolve();
   /** the first period carries start-up work (loading BPF, compiling), not steady-state cost */
   private periods = 0;
 
@@ -87,7 +89,9 @@ export class Agent {
   static async start(options: AgentOptions): Promise<Agent> {
     const agent = new Agent(options);
     if (options.metricsPort >= 0) await agent.serveMetrics(options.metricsPort);
-    agent.periodTimer = setInterval(() => void agent.period(), options.uploadIntervalMs);
+    agent.periodTimer = setInterval(() => {
+      agent.currentPeriod = agent.period();
+    }, options.uploadIntervalMs);
     if (agent.queue.length) options.log(`queue holds ${agent.queue.length} profile(s) from before: sending them`);
     agent.kick();
     return agent;
@@ -136,9 +140,11 @@ export class Agent {
 
   /** One upload period: take the window's profiles, queue them, adjust to the budget. */
   private async period(): Promise<void> {
-    if (this.stopped) return;
+    if (this.stopping) return;
     try {
-      await this.enqueue(await this.recorder.take());
+      const parts = await this.recorder.take();
+      if (this.stopping) return; // stop() takes the rest
+      await this.enqueue(parts);
       this.updateKernelMetrics();
       this.applyBudget();
     } catch (err) {
@@ -279,7 +285,9 @@ export class Agent {
 
   /** Queues the last window, tries once more to send, and stops; what is not sent stays queued on disk. */
   async stop(): Promise<void> {
+    this.stopping = true;
     clearInterval(this.periodTimer);
+    await this.currentPeriod;
     await this.enqueue(await this.recorder.stop());
     await this.uploading;
     clearTimeout(this.retryTimer);
