@@ -1,31 +1,36 @@
 /**
- * `npm run bench [-- --only sampler|ingest]`: runs the bench groups in one
+ * `npm run bench [-- --only sampler|agent|ingest|ui]`: runs the bench groups in one
  * process, prints what they measure as they go and a summary at the end, and
  * writes every figure to build/bench-results.json.
  *
  * - sampler (bench/sampler.ts): the profiler's overhead on a Python workload
  *   and the BPF program's run time per sample, CPython 3.9-3.14.
- * - ingest (bench/ingest.ts): run when that file is present.
+ * - agent (bench/agent.ts): the fleet agent's own CPU and its cost to 20
+ *   busy Python processes.
+ * - ingest (bench/ingest.ts), ui (bench/ui.ts): run when those files are present.
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { benchAgent } from './agent.js';
 import { benchSampler, samplerSummary, type BenchResults } from './sampler.js';
 
-const GROUPS = ['sampler', 'ingest'] as const;
+const GROUPS = ['sampler', 'agent', 'ingest', 'ui'] as const;
 type Group = (typeof GROUPS)[number];
 const HERE = import.meta.dirname;
 const REPO = join(HERE, '..');
 const OUT = join(REPO, 'build', 'bench-results.json');
 
-async function runIngest(): Promise<BenchResults | string> {
-  if (!existsSync(join(HERE, 'ingest.ts')) && !existsSync(join(HERE, 'ingest.js'))) return 'bench/ingest.ts not present';
+/** A group whose module may not be there yet; a string says why it was skipped. */
+async function runOptional(file: string, fn: string): Promise<BenchResults | string> {
+  if (!existsSync(join(HERE, `${file}.ts`)) && !existsSync(join(HERE, `${file}.js`))) return `bench/${file}.ts not present`;
   // not a literal: the module may not exist when this file is type-checked
-  const spec = './ingest.js';
-  const mod = (await import(spec)) as { benchIngest?: () => Promise<BenchResults> };
-  if (typeof mod.benchIngest !== 'function') return 'bench/ingest.ts exports no benchIngest()';
-  return mod.benchIngest();
+  const spec = `./${file}.js`;
+  const mod = (await import(spec)) as Record<string, unknown>;
+  const run = mod[fn];
+  if (typeof run !== 'function') return `bench/${file}.ts exports no ${fn}()`;
+  return (run as () => Promise<BenchResults>)();
 }
 
 function gitCommit(): string {
@@ -69,14 +74,14 @@ async function main(): Promise<void> {
         results.sampler = r;
         summaries.push(`### Sampler\n\n${samplerSummary(r)}`);
       } else {
-        const r = await runIngest();
+        const r = group === 'agent' ? await benchAgent() : await runOptional(group, group === 'ingest' ? 'benchIngest' : 'benchUi');
         if (typeof r === 'string') {
-          console.log(`ingest: skipped (${r})`);
-          results.ingest = { skipped: r };
-          summaries.push(`### Ingest\n\nskipped: ${r}`);
+          console.log(`${group}: skipped (${r})`);
+          results[group] = { skipped: r };
+          summaries.push(`### ${group}\n\nskipped: ${r}`);
         } else {
-          results.ingest = r;
-          summaries.push(`### Ingest\n\n${genericSummary(r)}`);
+          results[group] = r;
+          summaries.push(`### ${group}\n\n${genericSummary(r)}`);
         }
       }
     } catch (err) {

@@ -14,7 +14,7 @@ export const AGENT_USAGE = `kiln agent --server URL [options]
   --queue-dir DIR       on-disk queue for profiles not yet accepted (default ${AGENT_DEFAULTS.queueDir})
   --queue-max-mb N      queue bound; past it the oldest profiles are dropped and counted (default 256)
   --cpu-budget PCT      the agent's own CPU, percent of one core (default ${AGENT_DEFAULTS.cpuBudget * 100})
-  --metrics-port PORT   Prometheus /metrics (default ${AGENT_DEFAULTS.metricsPort}; -1 for none)
+  --metrics-port PORT   Prometheus /metrics (default ${AGENT_DEFAULTS.metricsPort}; --metrics-port=-1 for none)
   --host NAME           host label (default the hostname)`;
 
 export function agentOptionsFromArgv(argv: string[], log: (m: string) => void): AgentOptions {
