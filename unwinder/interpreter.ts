@@ -78,7 +78,11 @@ function versionFromName(path: string): PythonVersion | undefined {
 
 function openable(pid: number, m: Mapping): string {
   const range = `${m.start.toString(16)}-${m.end.toString(16)}`;
-  const paths = [`/proc/${pid}/map_files/${range}`, `/proc/${pid}/root${m.path}`];
+  // map_files names the mapped file itself, whatever the target's root or
+  // mount namespace (it needs CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE);
+  // /proc/PID/root + path finds a container's files; the path as-is finds a
+  // chroot's, since maps shows paths from the reader's root
+  const paths = [`/proc/${pid}/map_files/${range}`, `/proc/${pid}/root${m.path}`, m.path];
   let lastErr: unknown;
   for (const p of paths) {
     try {
