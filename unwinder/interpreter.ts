@@ -3,6 +3,7 @@
  * _PyRuntime (the python binary with libpython linked in, or libpython3.X.so),
  * where it is, which version, and the layout Kiln walks it with.
  */
+import { closeSync, openSync } from 'node:fs';
 import { basename } from 'node:path';
 import { readDebugOffsets } from './debug-offsets.js';
 import { elfLoadBias, readElfSymbols } from './elf.js';
@@ -86,7 +87,7 @@ function openable(pid: number, m: Mapping): string {
   let lastErr: unknown;
   for (const p of paths) {
     try {
-      readElfSymbols(p, []);
+      closeSync(openSync(p, 'r'));
       return p;
     } catch (err) {
       lastErr = err;
