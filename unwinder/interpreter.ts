@@ -3,7 +3,7 @@
  * _PyRuntime (the python binary with libpython linked in, or libpython3.X.so),
  * where it is, which version, and the layout Kiln walks it with.
  */
-import { closeSync, openSync } from 'node:fs';
+import { closeSync, openSync, statSync } from 'node:fs';
 import { basename } from 'node:path';
 import { readDebugOffsets } from './debug-offsets.js';
 import { elfLoadBias, readElfSymbols } from './elf.js';
@@ -96,12 +96,29 @@ function openable(pid: number, m: Mapping): string {
   throw new UnsupportedPythonError(pid, `cannot open ${m.path}: ${(lastErr as Error)?.message ?? lastErr}`);
 }
 
+/**
+ * _PyRuntime and Py_Version of an image, cached by file identity: a host runs
+ * many processes of few interpreters, and a symbol table is megabytes to read.
+ */
+const symbolCache = new Map<string, Map<string, bigint>>();
+function runtimeSymbols(file: string): Map<string, bigint> {
+  const st = statSync(file);
+  const key = `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}`;
+  let syms = symbolCache.get(key);
+  if (!syms) {
+    syms = readElfSymbols(file, ['_PyRuntime', 'Py_Version']);
+    if (symbolCache.size > 256) symbolCache.clear();
+    symbolCache.set(key, syms);
+  }
+  return syms;
+}
+
 export function inspectProcess(pid: number, maps: Mapping[] = readMaps(pid)): PythonProcess {
   const images = candidateImages(maps);
   if (images.length === 0) throw new NotPythonError(pid, 'no python binary or libpython is mapped');
   for (const image of images) {
     const file = openable(pid, image);
-    const syms = readElfSymbols(file, ['_PyRuntime', 'Py_Version']);
+    const syms = runtimeSymbols(file);
     const runtimeSym = syms.get('_PyRuntime');
     if (runtimeSym === undefined) continue;
     const bias = elfLoadBias(image.start, file);
