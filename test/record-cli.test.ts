@@ -118,10 +118,12 @@ describe('kiln record with bad input', () => {
       expect(stderr).toContain(`pid ${short.pid} exited`);
       const shortN = total(samplesOf(profile, short.pid));
       const longN = total(samplesOf(profile, long.pid));
-      // both busy on 2 CPUs: ~99 Hz each while they run
+      // both busy: ~99 Hz each while they run, the short one for a part of the 6 s only
+      // (bounds loose enough for a shared machine)
       expect(shortN).toBeGreaterThan(50);
       expect(shortN).toBeLessThan(450);
-      expect(longN).toBeGreaterThan(450);
+      expect(longN).toBeGreaterThan(250);
+      expect(longN).toBeGreaterThan(shortN);
       expect(Math.abs(leafShare(samplesOf(profile, long.pid), 'a') - 60)).toBeLessThan(5);
     } finally {
       await short.stop();
