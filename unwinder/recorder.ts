@@ -177,6 +177,13 @@ export class Recorder {
    */
   private readonly notPython = new Set<number>();
 
+  private forget(pid: number): void {
+    this.notPython.delete(pid);
+    const st = startTime(pid);
+    this.rejected.delete(`${pid}:${st}`);
+    this.noRuntimeOnce.delete(`${pid}:${st}`);
+  }
+
   private scan(): void {
     const live = new Set<number>();
     for (const pid of listPids()) {
@@ -238,7 +245,8 @@ export class Recorder {
       // (whose cache holds the old code objects); a symbolizer for the new
       // image would read unrelated memory at those addresses.
       const execs = this.sampler.takeExecEvents();
-      for (const pid of execs.others) this.notPython.delete(pid);
+      // an exec makes a new program: whatever was judged of the pid before no longer holds
+      for (const pid of execs.others) this.forget(pid);
       if (execs.overflowed) this.notPython.clear();
       this.checkExits();
       const raw = await this.sampler.drain();
