@@ -1,0 +1,437 @@
+/**
+ * Ingest and query bench for `kiln serve` on the embedded engine.
+ *
+ * A synthetic fleet: 100 hosts running 5 Python services (20 hosts each), one
+ * profile per host every 10 s for 24 h (864,000 profiles). Each service has
+ * 3,000 distinct stacks 20 to 80 frames deep that share root prefixes like a
+ * real call tree, drawn with Zipf(1.1) weights; a profile is 500 samples
+ * (the agent's 99 Hz for 10 s on a process half busy) over two threads.
+ *
+ * - The dictionaries (functions, locations, stacks, label sets) go in through
+ *   the HTTP endpoint, so the ids are ingest's own.
+ * - The 24 h of samples are bulk-loaded with INSERT ... SELECT from numbers(),
+ *   each profile a copy of one of 200 pre-drawn profiles per service.
+ * - Flame-graph latency over HTTP: 1 h and 24 h of one service, with and without a host filter.
+ * - Ingest throughput over HTTP on a slice: distinct gzipped pprof bodies
+ *   posted by 8 concurrent clients for a fixed time.
+ * - Bytes on disk per stored row and per sample.
+ *
+ * Knobs (environment): KILN_BENCH_HOURS (24), KILN_BENCH_HOSTS (100),
+ * KILN_BENCH_SERVICES (5), KILN_BENCH_SAMPLES (500 per profile),
+ * KILN_BENCH_HTTP_SECONDS (20), KILN_BENCH_DIR
+ * (a temp dir, removed afterwards unless KILN_BENCH_KEEP=1).
+ */
+
+import { mkdtempSync, rmSync } from 'node:fs';
+import os, { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { FlamegraphResponse, IngestResponse } from '../ingest/api.js';
+import type { Id64 } from '../ingest/hash.js';
+import { functionIdOf, labelsIdOf, locationIdOf, mergedLabels, stackIdOf } from '../ingest/ingest.js';
+import { serve } from '../ingest/serve.js';
+import { encodePprof } from '../unwinder/pprof.js';
+import type { Frame, Profile } from '../unwinder/profile.js';
+
+const env = (name: string, dflt: number): number => {
+  const v = Number(process.env[name]);
+  return Number.isFinite(v) && v > 0 ? v : dflt;
+};
+
+const HOURS = env('KILN_BENCH_HOURS', 24);
+const HOSTS = env('KILN_BENCH_HOSTS', 100);
+const SERVICES = env('KILN_BENCH_SERVICES', 5);
+const HTTP_SECONDS = env('KILN_BENCH_HTTP_SECONDS', 20);
+const STACKS_PER_SERVICE = 3_000;
+const FUNCTIONS_PER_SERVICE = 600;
+const TEMPLATES = 200;
+const SAMPLES_PER_PROFILE = env('KILN_BENCH_SAMPLES', 500);
+const INTERVAL_S = 10;
+const PERIOD_NS = 1e9 / 100;
+const CONCURRENCY = 8;
+const THREADS = [
+  { tid: 0, thread_name: 'MainThread' },
+  { tid: 1, thread_name: 'worker-1' },
+] as const;
+
+function log(msg: string): void {
+  process.stderr.write(`[bench ingest] ${msg}\n`);
+}
+
+/** mulberry32: small, fast, seedable. */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+interface Service {
+  name: string;
+  hosts: string[];
+  /** Root first. */
+  stacks: Frame[][];
+  /** Which thread runs each stack. */
+  thread: number[];
+  stackIds: Id64[];
+  /** Per host, per thread. */
+  labelIds: Id64[];
+  /** Packed rows: stack index * 2^40 + thread * 2^32 + count. */
+  templates: number[][];
+}
+
+function sampleLabels(host: number, thread: number): Record<string, string> {
+  const pid = 1000 + host;
+  return {
+    pid: String(pid),
+    tid: String(pid + THREADS[thread]!.tid),
+    thread_name: THREADS[thread]!.thread_name,
+    python_version: '3.11.9',
+  };
+}
+
+export function makeService(index: number, hostNames: string[]): Service {
+  const rand = rng(1000 + index);
+  const ri = (n: number): number => Math.floor(rand() * n);
+  const name = `service-${index}`;
+  const files = Array.from({ length: 40 }, (_, i) => `/srv/${name}/pkg${i % 6}/mod${i}.py`);
+  const verbs = ['handle', 'process', 'load', 'render', 'parse', 'validate', 'compute', 'fetch', 'encode', 'dispatch'];
+  const nouns = ['request', 'order', 'user', 'page', 'query', 'batch', 'row', 'token', 'event', 'item'];
+  const functions: Omit<Frame, 'line'>[] = Array.from({ length: FUNCTIONS_PER_SERVICE }, (_, i) => {
+    const method = `${verbs[i % verbs.length]}_${nouns[Math.floor(i / verbs.length) % nouns.length]}${i >= 100 ? `_${i}` : ''}`;
+    const qual = i % 3 === 0 ? `${nouns[i % nouns.length]!.replace(/^./, (c) => c.toUpperCase())}Service.${method}` : method;
+    return { name: qual, systemName: method, filename: files[i % files.length]!, startLine: 10 + ri(2000) };
+  });
+  const frameOf = (fn: Omit<Frame, 'line'>): Frame => ({ ...fn, line: fn.startLine + 1 + ri(40) });
+  const spine: Frame[] = [
+    { name: '<module>', systemName: '<module>', filename: `/srv/${name}/main.py`, startLine: 1, line: 88 },
+    { name: 'main', systemName: 'main', filename: `/srv/${name}/main.py`, startLine: 60, line: 84 },
+    { name: 'Server.serve_forever', systemName: 'serve_forever', filename: '/usr/lib/python3.11/socketserver.py', startLine: 215, line: 233 },
+  ];
+  const stacks: Frame[][] = [];
+  const seen = new Set<string>();
+  while (stacks.length < STACKS_PER_SERVICE) {
+    const depth = 20 + ri(61);
+    let frames: Frame[];
+    if (stacks.length === 0) frames = [...spine];
+    else {
+      // Share a root prefix with an earlier stack, popular ones more often: a call tree.
+      const parent = stacks[Math.floor(stacks.length * rand() * rand())]!;
+      const keep = Math.min(parent.length, depth - 1, 3 + ri(Math.max(1, Math.min(parent.length, depth) - 3)));
+      frames = parent.slice(0, keep);
+    }
+    while (frames.length < depth) frames.push(frameOf(functions[ri(functions.length)]!));
+    const key = frames.map((f) => `${f.name}:${f.line}`).join(';');
+    if (seen.has(key)) continue;
+    seen.add(key);
+    stacks.push(frames);
+  }
+  const thread = stacks.map((_, i) => (i % 7 === 3 ? 1 : 0));
+  const stackIds = stacks.map((s) => {
+    const leafFirst = [...s].reverse();
+    return stackIdOf(leafFirst.map((f) => locationIdOf(functionIdOf(f), f.line)));
+  });
+  const labelIds: Id64[] = [];
+  hostNames.forEach((host, h) => {
+    for (let t = 0; t < THREADS.length; t++) {
+      labelIds.push(labelsIdOf(name, mergedLabels(sampleLabels(hostIndex(host), t), seriesLabels(host))));
+    }
+  });
+
+  // Zipf(1.1) over stack ranks, drawn by binary search on the cumulative weights.
+  const cum: number[] = [];
+  let acc = 0;
+  for (let i = 0; i < STACKS_PER_SERVICE; i++) cum.push((acc += 1 / Math.pow(i + 1, 1.1)));
+  const draw = (): number => {
+    const x = rand() * acc;
+    let lo = 0;
+    let hi = cum.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (cum[mid]! < x) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  };
+  const templates: number[][] = [];
+  for (let t = 0; t < TEMPLATES; t++) {
+    const counts = new Map<number, number>();
+    for (let i = 0; i < SAMPLES_PER_PROFILE; i++) {
+      const s = draw();
+      counts.set(s, (counts.get(s) ?? 0) + 1);
+    }
+    templates.push([...counts].map(([s, c]) => s * 2 ** 40 + thread[s]! * 2 ** 32 + c));
+  }
+  return { name, hosts: hostNames, stacks, thread, stackIds, labelIds, templates };
+}
+
+function hostIndex(host: string): number {
+  return Number(host.slice(5));
+}
+
+function seriesLabels(host: string): Record<string, string> {
+  return { host, region: hostIndex(host) % 2 === 0 ? 'eu-west' : 'us-east' };
+}
+
+export function profileFromRows(svc: Service, host: string, rows: { stack: number; count: number }[], startNs: bigint): Profile {
+  return {
+    samples: rows.map((r) => ({
+      frames: [...svc.stacks[r.stack]!].reverse(),
+      labels: sampleLabels(hostIndex(host), svc.thread[r.stack]!),
+      count: r.count,
+    })),
+    periodNs: PERIOD_NS,
+    startNs,
+    durationNs: INTERVAL_S * 1e9,
+  };
+}
+
+function unpack(x: number): { stack: number; thread: number; count: number } {
+  const stack = Math.floor(x / 2 ** 40);
+  const rest = x - stack * 2 ** 40;
+  return { stack, thread: Math.floor(rest / 2 ** 32), count: rest % 2 ** 32 };
+}
+
+function percentile(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))]!;
+}
+
+const round1 = (x: number): number => Math.round(x * 10) / 10;
+
+export async function benchIngest(): Promise<Record<string, number | string>> {
+  const dir = process.env.KILN_BENCH_DIR ?? mkdtempSync(join(tmpdir(), 'kiln-bench-'));
+  const results: Record<string, number | string> = {};
+  const h = await serve({ port: 0, data: dir, log: () => {} });
+  const store = h.kiln.store;
+  try {
+    const nowS = Math.floor(Date.now() / 1000 / INTERVAL_S) * INTERVAL_S;
+    const t0S = nowS - HOURS * 3600;
+    const slots = (HOURS * 3600) / INTERVAL_S;
+    const hostNames = Array.from({ length: HOSTS }, (_, i) => `host-${String(i).padStart(3, '0')}`);
+    const services = Array.from({ length: SERVICES }, (_, s) =>
+      makeService(
+        s,
+        hostNames.filter((_, i) => i % SERVICES === s),
+      ),
+    );
+    const rowsPerProfile =
+      services.reduce((a, s) => a + s.templates.reduce((b, t) => b + t.length, 0), 0) / (SERVICES * TEMPLATES);
+    log(`fleet: ${HOSTS} hosts, ${SERVICES} services, ${HOURS} h, ${STACKS_PER_SERVICE} stacks/service, ~${Math.round(rowsPerProfile)} rows/profile`);
+
+    // 1. Dictionaries through the real endpoint: per service, one host pushes a
+    //    profile holding every stack once; every other host pushes one sample per
+    //    thread, which registers its label sets.
+    let t = performance.now();
+    for (const svc of services) {
+      const all = svc.stacks.map((_, i) => ({ stack: i, count: 1 }));
+      const perThread = THREADS.map((_, th) => ({ stack: svc.thread.indexOf(th), count: 1 }));
+      for (const [i, host] of svc.hosts.entries()) {
+        const rows = i === 0 ? all : perThread;
+        const body = new Uint8Array(await encodePprof(profileFromRows(svc, host, rows, BigInt(t0S) * 1_000_000_000n)));
+        const r = await fetch(`${h.url}/api/v1/profiles?service=${svc.name}&host=${host}&region=${seriesLabels(host).region}`, {
+          method: 'POST',
+          body,
+        });
+        if (r.status !== 200) throw new Error(`registering ${svc.name}/${host}: ${r.status} ${await r.text()}`);
+      }
+    }
+    log(`dictionaries pushed over HTTP in ${((performance.now() - t) / 1000).toFixed(1)} s`);
+
+    // 2. 24 h of samples, bulk-loaded; the rollups fill through their materialized views.
+    t = performance.now();
+    for (const svc of services) {
+      const n = svc.hosts.length * slots;
+      const params = {
+        svc: svc.name,
+        t0: t0S,
+        hosts: svc.hosts.length,
+        threads: THREADS.length,
+        labels: svc.labelIds.map((x) => BigInt(x.dec)),
+        stacks: svc.stackIds.map((x) => BigInt(x.dec)),
+        templates: svc.templates,
+        nt: TEMPLATES,
+        n,
+      };
+      await store.command(
+        `INSERT INTO ${store.t.samples} (service, ts, labels_hash, stack_hash, value)
+         SELECT {svc:String}, toDateTime({t0:UInt32} + intDiv(number, {hosts:UInt32}) * ${INTERVAL_S}, 'UTC'),
+           {labels:Array(UInt64)}[(number % {hosts:UInt32}) * {threads:UInt32} + bitAnd(bitShiftRight(x, 32), 255) + 1],
+           {stacks:Array(UInt64)}[bitShiftRight(x, 40) + 1],
+           bitAnd(x, 4294967295)
+         FROM numbers({n:UInt64})
+         ARRAY JOIN {templates:Array(Array(UInt64))}[cityHash64(number, {svc:String}) % {nt:UInt32} + 1] AS x`,
+        params,
+        // Without it an INSERT ... SELECT writes on one thread.
+        { max_insert_threads: '2' },
+      );
+      await store.command(
+        `INSERT INTO ${store.t.profiles} (service, ts, series, duration_ns, period_ns, samples, rows, source)
+         SELECT {svc:String}, toDateTime({t0:UInt32} + intDiv(number, {hosts:UInt32}) * ${INTERVAL_S}, 'UTC'),
+           map('host', concat('host-', leftPad(toString((number % {hosts:UInt32}) * ${SERVICES} + ${services.indexOf(svc)}), 3, '0'))),
+           ${INTERVAL_S * 1e9}, ${PERIOD_NS}, ${SAMPLES_PER_PROFILE}, 0, 'bench'
+         FROM numbers({n:UInt64})`,
+        { svc: svc.name, t0: t0S, hosts: svc.hosts.length, n },
+      );
+      log(`  ${svc.name}: ${n} profiles loaded (${((performance.now() - t) / 1000).toFixed(0)} s so far)`);
+    }
+    const loadS = (performance.now() - t) / 1000;
+    const [[rowsText, samplesText] = []] = await store.rows(`SELECT toString(count()), toString(sum(value)) FROM ${store.t.samples}`, {});
+    const totalRows = Number(rowsText);
+    const totalSamples = Number(samplesText);
+    results.profiles_loaded = HOSTS * slots;
+    results.rows_loaded = totalRows;
+    results.samples_loaded = totalSamples;
+    results.rows_per_profile = round1(totalRows / (HOSTS * slots));
+    results.bulk_load_s = round1(loadS);
+    results.bulk_load_rows_per_s = Math.round(totalRows / loadS);
+    log(`bulk load: ${totalRows} rows, ${totalSamples} samples in ${loadS.toFixed(0)} s`);
+
+    // Let background merges settle so the queries see a steady-state table:
+    // three quiet polls in a row (a bulk load leaves parts that start merging late).
+    t = performance.now();
+    let quiet = 0;
+    while (quiet < 3 && performance.now() - t < 300_000) {
+      const [[merges] = []] = await store.rows(`SELECT count() FROM system.merges WHERE database = {db:String}`, { db: store.ctx.database });
+      quiet = Number(merges) === 0 ? quiet + 1 : 0;
+      await new Promise((r) => setTimeout(r, 2_000));
+    }
+    const [[activeParts] = []] = await store.rows(
+      `SELECT count() FROM system.parts WHERE active AND database = {db:String} AND table = 'kiln_samples'`,
+      { db: store.ctx.database },
+    );
+    results.merge_settle_s = round1((performance.now() - t) / 1000);
+    log(`merges settled after ${results.merge_settle_s} s (${activeParts} parts in kiln_samples)`);
+
+    // 3. Flame-graph latency over HTTP.
+    const svc = services[0]!;
+    const host = svc.hosts[0]!;
+    const RUNS = 20;
+    const queries: [string, string][] = [
+      ['flamegraph_1h', `service=${svc.name}&from=now-1h`],
+      ['flamegraph_24h', `service=${svc.name}&from=now-${HOURS}h`],
+      ['flamegraph_1h_host', `service=${svc.name}&from=now-1h&label=host=${host}`],
+      ['flamegraph_24h_host', `service=${svc.name}&from=now-${HOURS}h&label=host=${host}`],
+    ];
+    // Round-robin, so whatever else the machine does lands on every query alike.
+    const times = new Map<string, number[]>(queries.map(([name]) => [name, []]));
+    const cpus = new Map<string, number[]>(queries.map(([name]) => [name, []]));
+    const last = new Map<string, FlamegraphResponse>();
+    for (let i = 0; i <= RUNS; i++) {
+      for (const [name, qs] of queries) {
+        const q0 = performance.now();
+        const c0 = process.cpuUsage();
+        const r = await fetch(`${h.url}/api/v1/flamegraph?${qs}`);
+        const body = (await r.json()) as FlamegraphResponse;
+        if (r.status !== 200) throw new Error(`${name}: ${r.status} ${JSON.stringify(body)}`);
+        const ms = performance.now() - q0;
+        const c = process.cpuUsage(c0);
+        if (i === 0) results[`${name}_first_ms`] = round1(ms);
+        else {
+          times.get(name)!.push(ms);
+          cpus.get(name)!.push((c.user + c.system) / 1000);
+        }
+        last.set(name, body);
+      }
+    }
+    for (const [name] of queries) {
+      const body = last.get(name)!;
+      results[`${name}_p50_ms`] = round1(percentile(times.get(name)!, 50));
+      results[`${name}_p95_ms`] = round1(percentile(times.get(name)!, 95));
+      // CPU of the whole process (chDB's threads, the server, the JSON), less sensitive than wall time to other jobs.
+      results[`${name}_cpu_p50_ms`] = round1(percentile(cpus.get(name)!, 50));
+      results[`${name}_samples`] = body.total;
+      results[`${name}_nodes`] = body.fullNodes;
+      log(
+        `${name}: p50 ${results[`${name}_p50_ms`]} ms, p95 ${results[`${name}_p95_ms`]} ms, ` +
+          `CPU p50 ${results[`${name}_cpu_p50_ms`]} ms (${body.total} samples, ${body.fullNodes} nodes)`,
+      );
+    }
+
+    // 4. Ingest throughput over HTTP: distinct gzipped pprof bodies, 8 clients.
+    const bodies: { svc: Service; host: string; body: Uint8Array<ArrayBuffer>; samples: number }[] = [];
+    const pick = rng(42);
+    for (let i = 0; i < 240; i++) {
+      const s = services[i % services.length]!;
+      const hst = s.hosts[Math.floor(pick() * s.hosts.length)]!;
+      const tmpl = s.templates[Math.floor(pick() * TEMPLATES)]!.map(unpack);
+      const body = new Uint8Array(await encodePprof(profileFromRows(s, hst, tmpl, 0n)));
+      bodies.push({ svc: s, host: hst, body, samples: tmpl.reduce((a, r) => a + r.count, 0) });
+    }
+    const avgBody = bodies.reduce((a, b) => a + b.body.length, 0) / bodies.length;
+    let posted = 0;
+    let samples = 0;
+    let rows = 0;
+    let next = 0;
+    const deadline = performance.now() + HTTP_SECONDS * 1000;
+    t = performance.now();
+    const cpu0 = process.cpuUsage();
+    await Promise.all(
+      Array.from({ length: CONCURRENCY }, async () => {
+        while (performance.now() < deadline) {
+          const b = bodies[next++ % bodies.length]!;
+          const ts = (nowS - 3600 + (next % 3600)) * 1000;
+          const r = await fetch(`${h.url}/api/v1/profiles?service=${b.svc.name}&host=${b.host}&region=${seriesLabels(b.host).region}&time=${ts}`, {
+            method: 'POST',
+            body: b.body,
+          });
+          const out = (await r.json()) as IngestResponse;
+          if (r.status !== 200) throw new Error(`ingest: ${r.status} ${JSON.stringify(out)}`);
+          posted++;
+          samples += out.samples;
+          rows += out.rows;
+        }
+      }),
+    );
+    const httpS = (performance.now() - t) / 1000;
+    await h.kiln.ingestor.flush();
+    const cpu = process.cpuUsage(cpu0);
+    // Everything in the process per profile: client, HTTP, decode, ingest, chDB's INSERTs and views.
+    results.http_ingest_cpu_ms_per_profile = round1((cpu.user + cpu.system) / 1000 / posted);
+    results.http_ingest_profiles_per_s = round1(posted / httpS);
+    results.http_ingest_samples_per_s = Math.round(samples / httpS);
+    results.http_ingest_rows_per_s = Math.round(rows / httpS);
+    results.http_ingest_body_bytes = Math.round(avgBody);
+    log(
+      `HTTP ingest: ${posted} profiles in ${httpS.toFixed(1)} s: ${results.http_ingest_profiles_per_s} profiles/s, ` +
+        `${results.http_ingest_samples_per_s} samples/s, ${results.http_ingest_cpu_ms_per_profile} ms CPU per profile`,
+    );
+
+    // 5. Bytes on disk.
+    await h.kiln.ingestor.flush();
+    const parts = await store.rows(
+      `SELECT table, toString(sum(bytes_on_disk)), toString(sum(rows)) FROM system.parts
+       WHERE active AND database = {db:String} GROUP BY table ORDER BY table`,
+      { db: store.ctx.database },
+    );
+    const bytes = new Map(parts.map((r) => [String(r[0]), { bytes: Number(r[1]), rows: Number(r[2]) }]));
+    const [[allRows, allSamples] = []] = await store.rows(`SELECT toString(count()), toString(sum(value)) FROM ${store.t.samples}`, {});
+    const raw = bytes.get('kiln_samples')!;
+    const sum = [...bytes.values()].reduce((a, b) => a + b.bytes, 0);
+    results.bytes_per_row_raw = Math.round((raw.bytes / Number(allRows)) * 100) / 100;
+    results.bytes_per_sample_raw = Math.round((raw.bytes / Number(allSamples)) * 1000) / 1000;
+    results.bytes_per_sample_all_tables = Math.round((sum / Number(allSamples)) * 1000) / 1000;
+    for (const [table, b] of bytes) results[`disk_mib_${table.replace(/^kiln_/, '')}`] = round1(b.bytes / 2 ** 20);
+    const cols = await store.rows(
+      `SELECT name, toString(data_compressed_bytes) FROM system.columns WHERE database = {db:String} AND table = 'kiln_samples'`,
+      { db: store.ctx.database },
+    );
+    for (const [name, b] of cols) results[`bytes_per_row_col_${String(name)}`] = Math.round((Number(b) / Number(allRows)) * 1000) / 1000;
+    log(`disk: ${results.bytes_per_row_raw} B/row, ${results.bytes_per_sample_raw} B/sample raw; ${results.bytes_per_sample_all_tables} B/sample with rollups and dictionaries`);
+  } finally {
+    await h.close();
+    if (!process.env.KILN_BENCH_DIR && !process.env.KILN_BENCH_KEEP) rmSync(dir, { recursive: true, force: true });
+  }
+  results.load_average = os.loadavg()[0]!.toFixed(1);
+  console.log(`kiln serve bench (embedded chDB, ${os.cpus().length} CPUs, load average ${results.load_average}):`);
+  for (const [k, v] of Object.entries(results)) console.log(`  ${k.padEnd(36)} ${v}`);
+  return results;
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  await benchIngest();
+}

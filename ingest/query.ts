@@ -1,0 +1,252 @@
+/**
+ * The read side. Every value from a request reaches ClickHouse as a typed
+ * {name:Type} parameter; the SQL text is built only from fixed fragments and
+ * configured table names.
+ *
+ * The flame-graph query aggregates in ClickHouse (GROUP BY stack_hash,
+ * sum(value)) over the sort-key prefix (service, hour), with label filters
+ * turned into a label-set id list from the small kiln_labelsets table; the
+ * tree is built in Node from the stacks the Resolver knows.
+ */
+
+import type { LabelFilter, LabelInfo, ServiceInfo, TimelinePoint } from './api.js';
+import { HttpError, checkLabel, type Limits } from './limits.js';
+import { ROLLUPS, type TableName } from './schema.js';
+import type { QueryParams, Store } from './store.js';
+import type { StackValue } from './tree.js';
+import type { TimeRange } from './time.js';
+
+export interface Selection {
+  service: string;
+  range: TimeRange;
+  filters: LabelFilter[];
+}
+
+/**
+ * Parses label filters: repeated NAME=VALUE / NAME!=VALUE, plus a Pyroscope
+ * selector NAME{k="v",k2!="w"} (whose name, if any, is returned as the service).
+ */
+export function parseFilters(labels: string[], selector: string | undefined, limits: Limits): { filters: LabelFilter[]; service?: string } {
+  const pairs: { name: string; op: '=' | '!='; value: string }[] = [];
+  for (const l of labels) {
+    const m = /^([^=!]+)(!=|=)(.*)$/s.exec(l);
+    if (!m) throw new HttpError(400, 'bad label filter', `${JSON.stringify(l.slice(0, 100))} is not NAME=VALUE or NAME!=VALUE`);
+    pairs.push({ name: m[1]!.trim(), op: m[2] as '=' | '!=', value: m[3]! });
+  }
+  let service: string | undefined;
+  if (selector !== undefined && selector.trim() !== '') {
+    const sel = parseSelector(selector);
+    service = sel.name || undefined;
+    pairs.push(...sel.matchers);
+  }
+  if (pairs.length > limits.maxFilters) {
+    throw new HttpError(400, 'too many label filters', `${pairs.length} filters, limit ${limits.maxFilters}`);
+  }
+  const grouped = new Map<string, LabelFilter>();
+  for (const p of pairs) {
+    checkLabel(p.name, p.value, limits, 'label filter');
+    const key = `${p.name}\0${p.op}`;
+    const g = grouped.get(key);
+    if (g) {
+      if (!g.values.includes(p.value)) g.values.push(p.value);
+    } else grouped.set(key, { name: p.name, op: p.op, values: [p.value] });
+  }
+  return { filters: [...grouped.values()], service };
+}
+
+/** app{k="v",k2!="w"}: Pyroscope's (and Prometheus') selector, = and != only. */
+function parseSelector(s: string): { name: string; matchers: { name: string; op: '=' | '!='; value: string }[] } {
+  const m = /^\s*([^{\s]*)\s*(?:\{(.*)\})?\s*$/s.exec(s);
+  if (!m) throw new HttpError(400, 'bad query', `cannot read selector ${JSON.stringify(s.slice(0, 100))}`);
+  const matchers: { name: string; op: '=' | '!='; value: string }[] = [];
+  const body = m[2]?.trim() ?? '';
+  const re = /\s*([A-Za-z_][A-Za-z0-9_.]*)\s*(!=|=)\s*(?:"((?:[^"\\]|\\.)*)"|([^,"]*?))\s*(?:,|$)/gy;
+  let pos = 0;
+  while (pos < body.length) {
+    re.lastIndex = pos;
+    const x = re.exec(body);
+    if (!x || re.lastIndex === pos) throw new HttpError(400, 'bad query', `cannot read selector ${JSON.stringify(s.slice(0, 100))}`);
+    const value = x[3] !== undefined ? x[3].replace(/\\(.)/g, '$1') : (x[4] ?? '');
+    matchers.push({ name: x[1]!, op: x[2] as '=' | '!=', value });
+    pos = re.lastIndex;
+  }
+  return { name: (m[1] ?? '').replace(/\.(cpu|itimer)$/, ''), matchers };
+}
+
+/** One part of a query range, read from raw samples or from a rollup. */
+export interface Piece {
+  table: TableName;
+  /** Time column: ts (raw, the profile start) or t (rollup bucket start). */
+  col: 'ts' | 't';
+  /** [fromS, toS) in Unix seconds. */
+  fromS: number;
+  toS: number;
+}
+
+/**
+ * Splits a range into pieces: the coarsest rollup covers the whole buckets in
+ * the middle, finer rollups the whole buckets left at the edges, raw samples
+ * the rest. `usable` can rule a rollup out (a timeline step it does not divide);
+ * needLabels rules out rollups summed over label sets (label filters, the
+ * labels listing).
+ * Samples are filed by whole seconds, so [from, to) in ms becomes
+ * [ceil(from / 1000), ceil(to / 1000)) in seconds exactly.
+ */
+export function plan(
+  range: TimeRange,
+  usable: (bucketS: number) => boolean = () => true,
+  needLabels = false,
+): Piece[] {
+  const out: Piece[] = [];
+  const go = (a: number, b: number, level: number): void => {
+    if (a >= b) return;
+    const r = ROLLUPS[level];
+    if (!r) {
+      out.push({ table: 'samples', col: 'ts', fromS: a, toS: b });
+      return;
+    }
+    const L = r.bucketS;
+    const ca = Math.ceil(a / L) * L;
+    const fb = Math.floor(b / L) * L;
+    if (!usable(L) || (needLabels && !r.labels) || ca >= fb) return go(a, b, level + 1);
+    go(a, ca, level + 1);
+    out.push({ table: r.table, col: 't', fromS: ca, toS: fb });
+    go(fb, b, level + 1);
+  };
+  go(Math.ceil(range.from / 1000), Math.ceil(range.to / 1000), 0);
+  return out;
+}
+
+/** The label-filter condition (shared by every piece); adds its parameters. */
+function filterSql(store: Store, sel: Selection, params: QueryParams): string {
+  params.service = sel.service;
+  if (sel.filters.length === 0) return '';
+  const conds = sel.filters.map((f, i) => {
+    params[`k${i}`] = f.name;
+    params[`v${i}`] = f.values;
+    return `labels[{k${i}:String}] ${f.op === '=' ? 'IN' : 'NOT IN'} {v${i}:Array(String)}`;
+  });
+  // GLOBAL IN: on a cluster the label-set list is computed once and shipped to
+  // every shard; on one server it is an ordinary IN.
+  return (
+    ` AND labels_hash GLOBAL IN (SELECT labels_hash FROM ${store.t.labelsets}` +
+    ` WHERE service = {service:String} AND ${conds.join(' AND ')})`
+  );
+}
+
+/** UNION ALL of `select` over the pieces of a selection. */
+function union(store: Store, sel: Selection, pieces: Piece[], select: (col: 'ts' | 't') => string, params: QueryParams): string {
+  const filter = filterSql(store, sel, params);
+  return pieces
+    .map((pc, i) => {
+      params[`a${i}`] = pc.fromS;
+      params[`b${i}`] = pc.toS;
+      return (
+        `SELECT ${select(pc.col)} FROM ${store.t[pc.table]} WHERE service = {service:String}` +
+        ` AND ${pc.col} >= toDateTime({a${i}:UInt32}, 'UTC') AND ${pc.col} < toDateTime({b${i}:UInt32}, 'UTC')${filter}`
+      );
+    })
+    .join('\n UNION ALL ');
+}
+
+/** Samples per stack for a selection. */
+export async function stackValues(store: Store, sel: Selection): Promise<StackValue[]> {
+  const pieces = plan(sel.range, undefined, sel.filters.length > 0);
+  if (pieces.length === 0) return [];
+  const params: QueryParams = {};
+  const rows = await store.rows(
+    `SELECT toString(stack_hash), toString(sum(v)) FROM (${union(store, sel, pieces, () => 'stack_hash, value AS v', params)})
+     GROUP BY stack_hash`,
+    params,
+  );
+  return rows.map((r) => ({ hash: String(r[0]), value: Number(r[1]) }));
+}
+
+/** Samples per step-wide bucket, buckets aligned to the Unix epoch (so rollup buckets fall inside them). */
+export async function timeline(store: Store, sel: Selection, stepMs: number): Promise<{ points: TimelinePoint[]; total: number }> {
+  const stepS = Math.max(1, Math.round(stepMs / 1000));
+  const step = stepS * 1000;
+  const first = Math.floor(sel.range.from / step);
+  const n = Math.max(0, Math.ceil(sel.range.to / step) - first);
+  const values = new Array<number>(n).fill(0);
+  let total = 0;
+  const pieces = plan(sel.range, (bucketS) => stepS % bucketS === 0, sel.filters.length > 0);
+  if (pieces.length > 0) {
+    const params: QueryParams = { stepS };
+    const rows = await store.rows(
+      `SELECT b, toString(sum(v)) FROM (${union(store, sel, pieces, (col) => `intDiv(toUnixTimestamp(${col}), {stepS:UInt32}) AS b, value AS v`, params)})
+       GROUP BY b ORDER BY b`,
+      params,
+    );
+    for (const r of rows) {
+      const i = Number(r[0]) - first;
+      const v = Number(r[1]);
+      total += v;
+      if (i >= 0 && i < n) values[i] = (values[i] ?? 0) + v;
+    }
+  }
+  return { points: values.map((value, i) => ({ t: (first + i) * step, value })), total };
+}
+
+/** A round bucket width giving at most about `target` buckets. */
+export function autoStep(range: TimeRange, target = 200): number {
+  // Multiples of 10 minutes from 600 s up, so longer timelines can read the rollups.
+  const steps = [1, 5, 10, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 10800, 21600, 43200, 86400].map((s) => s * 1000);
+  const span = range.to - range.from;
+  for (const s of steps) if (span / s <= target) return s;
+  return Math.ceil(span / target / 86_400_000) * 86_400_000;
+}
+
+export async function services(store: Store, range: TimeRange): Promise<ServiceInfo[]> {
+  const rows = await store.rows(
+    `SELECT service, count(), toString(sum(samples)), toUnixTimestamp(min(ts)), toUnixTimestamp(max(ts))
+     FROM ${store.t.profiles}
+     WHERE ts >= toDateTime({from:UInt32}, 'UTC') AND ts < toDateTime({to:UInt32}, 'UTC')
+     GROUP BY service ORDER BY service`,
+    { from: Math.ceil(range.from / 1000), to: Math.ceil(range.to / 1000) },
+  );
+  return rows.map((r) => ({
+    name: String(r[0]),
+    profiles: Number(r[1]),
+    samples: Number(r[2]),
+    firstSeen: Number(r[3]) * 1000,
+    lastSeen: Number(r[4]) * 1000,
+  }));
+}
+
+export async function labels(store: Store, sel: Selection, maxValues: number): Promise<LabelInfo[]> {
+  const pieces = plan(sel.range, undefined, true);
+  if (pieces.length === 0) return [];
+  const params: QueryParams = { maxValues };
+  const rows = await store.rows(
+    `SELECT k, arraySort(groupUniqArray({maxValues:UInt32})(v)), uniqExact(v)
+     FROM (
+       SELECT labels FROM ${store.t.labelsets}
+       WHERE service = {service:String}
+         AND labels_hash GLOBAL IN (SELECT DISTINCT labels_hash FROM (${union(store, sel, pieces, () => 'labels_hash', params)}))
+       LIMIT 1 BY labels_hash
+     )
+     ARRAY JOIN mapKeys(labels) AS k, mapValues(labels) AS v
+     GROUP BY k ORDER BY k`,
+    params,
+  );
+  return rows.map((r) => {
+    const values = (r[1] as unknown[]).map(String);
+    const count = Number(r[2]);
+    return { name: String(r[0]), values, count, truncated: count > values.length };
+  });
+}
+
+/** The sampling period to write into an exported pprof: the most common one in the range, or 0 when unknown. */
+export async function samplingPeriod(store: Store, sel: Selection): Promise<number> {
+  const rows = await store.rows(
+    `SELECT toString(topK(1)(period_ns)[1]) FROM ${store.t.profiles}
+     WHERE service = {service:String}
+       AND ts >= toDateTime({from:UInt32}, 'UTC') AND ts < toDateTime({to:UInt32}, 'UTC')
+       AND period_ns > 0`,
+    { service: sel.service, from: Math.ceil(sel.range.from / 1000), to: Math.ceil(sel.range.to / 1000) },
+  );
+  const v = Number(rows[0]?.[0] ?? 0);
+  return Number.isFinite(v) ? v : 0;
+}
+
