@@ -118,12 +118,11 @@ describe('kiln record with bad input', () => {
       expect(stderr).toContain(`pid ${short.pid} exited`);
       const shortN = total(samplesOf(profile, short.pid));
       const longN = total(samplesOf(profile, long.pid));
-      // both busy: ~99 Hz each while they run, the short one for a part of the 6 s only
-      // (bounds loose enough for a shared machine)
-      expect(shortN).toBeGreaterThan(50);
-      expect(shortN).toBeLessThan(450);
-      expect(longN).toBeGreaterThan(250);
-      expect(longN).toBeGreaterThan(shortN);
+      // both busy and sampled alike while both run; the long one goes on being
+      // sampled after the short one exits (a ratio, which holds on a loaded machine)
+      expect(shortN).toBeGreaterThan(30);
+      expect(longN).toBeGreaterThan(100);
+      expect(longN).toBeGreaterThan(1.3 * shortN);
       expect(Math.abs(leafShare(samplesOf(profile, long.pid), 'a') - 60)).toBeLessThan(5);
     } finally {
       await short.stop();
