@@ -10,53 +10,17 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { startDaemon, startServe } from '../test/harness.js';
 import { hostPython } from '../test/pythons.js';
 
 export type BenchResults = Record<string, number | string>;
 
 const REPO = join(import.meta.dirname, '..');
 const THROUGHPUT = join(REPO, 'bench', 'workloads', 'throughput.py');
-const KILN = join(REPO, 'bin', 'kiln');
 const PROCESSES = Number(process.env.KILN_BENCH_AGENT_PROCESSES ?? 20);
 const SECONDS = Number(process.env.KILN_BENCH_AGENT_SECONDS ?? 15);
 const PAIRS = Number(process.env.KILN_BENCH_AGENT_PAIRS ?? 2);
 const TICKS = 100; // USER_HZ
-
-interface Daemon {
-  proc: ChildProcess;
-  stop(): Promise<void>;
-}
-
-function daemon(args: string[], ready: RegExp): Promise<Daemon & { match: RegExpExecArray }> {
-  const proc = spawn(process.execPath, [KILN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  const collect = (d: Buffer) => (out += d.toString());
-  proc.stdout!.on('data', collect);
-  proc.stderr!.on('data', collect);
-  const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`kiln ${args[0]} did not start:\n${out}`)), 120_000);
-    const poll = setInterval(() => {
-      const m = ready.exec(out);
-      if (!m) return;
-      clearInterval(poll);
-      clearTimeout(timer);
-      resolve({
-        proc,
-        match: m,
-        async stop() {
-          if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
-          await exited;
-        },
-      });
-    }, 100);
-    void exited.then(() => {
-      clearInterval(poll);
-      clearTimeout(timer);
-      reject(new Error(`kiln ${args[0]} exited:\n${out}`));
-    });
-  });
-}
 
 /** utime + stime of a whole process, seconds. */
 function cpuSeconds(pid: number): number {
@@ -102,8 +66,8 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export async function benchAgent(): Promise<BenchResults> {
   const tmp = mkdtempSync(join(tmpdir(), 'kiln-bench-agent-'));
-  const serve = await daemon(['serve', '--port', '0', '--data', join(tmp, 'data')], /serving on :(\d+)/);
-  const url = `http://127.0.0.1:${serve.match[1]}`;
+  const serve = await startServe(join(tmp, 'data'));
+  const url = serve.url;
   const ratios: number[] = [];
   const shares: number[] = [];
   let without = 0;
@@ -111,7 +75,7 @@ export async function benchAgent(): Promise<BenchResults> {
   try {
     for (let pair = 0; pair < PAIRS; pair++) {
       without = await runWorkloads(await startWorkloads(PROCESSES));
-      const agent = await daemon(
+      const agent = await startDaemon(
         ['agent', '--server', url, '--queue-dir', join(tmp, 'queue'), '--metrics-port=-1', '--upload-interval', '5s', '--frequency', '99', '--cpu-budget', '100'],
         /profiling every Python process/,
       );

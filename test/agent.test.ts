@@ -4,61 +4,16 @@
  * agent and on another CPython in a chroot, an ingest outage and an agent
  * killed with SIGKILL, with nothing lost and nothing sent twice.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ServicesResponse, TimelineResponse, TopResponse } from '../ingest/api.js';
-import { REPO, startWorkload, tempDir, type Workload } from './harness.js';
+import { startDaemon, startServe, startWorkload, tempDir, type Workload } from './harness.js';
 import { hostPython, pythonFor } from './pythons.js';
-
-const KILN = `${REPO}/bin/kiln`;
-
-interface Daemon {
-  proc: ChildProcess;
-  log: () => string;
-  stop(signal?: NodeJS.Signals): Promise<void>;
-}
-
-function daemon(args: string[], ready: RegExp): Promise<Daemon & { match: RegExpExecArray }> {
-  const proc = spawn(process.execPath, [KILN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-  const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`kiln ${args.join(' ')} did not start:\n${out}`)), 90_000);
-    const poll = setInterval(() => {
-      const m = ready.exec(out);
-      if (!m) return;
-      clearInterval(poll);
-      clearTimeout(timer);
-      resolve({
-        proc,
-        match: m,
-        log: () => out,
-        async stop(signal: NodeJS.Signals = 'SIGTERM') {
-          if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
-          await exited;
-        },
-      });
-    }, 100);
-    void exited.then(() => {
-      clearInterval(poll);
-      clearTimeout(timer);
-      reject(new Error(`kiln ${args[0]} exited:\n${out}`));
-    });
-  });
-}
-
-async function startServe(data: string, port = 0) {
-  const d = await daemon(['serve', '--port', String(port), '--data', data], /serving on :(\d+)/);
-  return { ...d, url: `http://127.0.0.1:${d.match[1]}` };
-}
 
 function startAgent(url: string, queue: string) {
   // a generous CPU budget: this test is about the pipeline, and CI machines are shared
-  return daemon(['agent', '--server', url, '--upload-interval', '5s', '--queue-dir', queue, '--metrics-port', '0', '--cpu-budget', '50'], /metrics on :(\d+)/);
+  return startDaemon(['agent', '--server', url, '--upload-interval', '5s', '--queue-dir', queue, '--metrics-port', '0', '--cpu-budget', '50'], /metrics on :(\d+)/);
 }
 
 async function get<T>(url: string): Promise<T> {

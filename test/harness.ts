@@ -132,3 +132,53 @@ export function tempDir(): { dir: string; cleanup(): void } {
   const dir = mkdtempSync(join(tmpdir(), 'kiln-test-'));
   return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
+
+export interface Daemon {
+  proc: ChildProcess;
+  /** the `ready` pattern's match in its output */
+  match: RegExpExecArray;
+  /** everything it printed so far */
+  log(): string;
+  stop(signal?: NodeJS.Signals): Promise<void>;
+}
+
+/**
+ * Starts a long-running `kiln ARGS` (serve, agent) and resolves once its
+ * output matches `ready`; rejects if it exits or takes longer than timeoutMs.
+ */
+export function startDaemon(args: string[], ready: RegExp, timeoutMs = 90_000): Promise<Daemon> {
+  const proc = spawn(process.execPath, [KILN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`kiln ${args.join(' ')} did not start:\n${out}`)), timeoutMs);
+    const poll = setInterval(() => {
+      const match = ready.exec(out);
+      if (!match) return;
+      clearInterval(poll);
+      clearTimeout(timer);
+      resolve({
+        proc,
+        match,
+        log: () => out,
+        async stop(signal: NodeJS.Signals = 'SIGTERM') {
+          if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
+          await exited;
+        },
+      });
+    }, 100);
+    void exited.then(() => {
+      clearInterval(poll);
+      clearTimeout(timer);
+      reject(new Error(`kiln ${args.join(' ')} exited:\n${out}`));
+    });
+  });
+}
+
+/** `kiln serve --port 0 --data DIR` (or a given port), with its URL. */
+export async function startServe(data: string, port = 0): Promise<Daemon & { url: string }> {
+  const d = await startDaemon(['serve', '--port', String(port), '--data', data], /serving on :(\d+)/);
+  return { ...d, url: `http://127.0.0.1:${d.match[1]}` };
+}
