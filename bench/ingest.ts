@@ -319,22 +319,16 @@ export async function benchIngest(): Promise<Record<string, number | string>> {
     ];
     // Round-robin, so whatever else the machine does lands on every query alike.
     const times = new Map<string, number[]>(queries.map(([name]) => [name, []]));
-    const cpus = new Map<string, number[]>(queries.map(([name]) => [name, []]));
     const last = new Map<string, FlamegraphResponse>();
     for (let i = 0; i <= RUNS; i++) {
       for (const [name, qs] of queries) {
         const q0 = performance.now();
-        const c0 = process.cpuUsage();
         const r = await fetch(`${h.url}/api/v1/flamegraph?${qs}`);
         const body = (await r.json()) as FlamegraphResponse;
         if (r.status !== 200) throw new Error(`${name}: ${r.status} ${JSON.stringify(body)}`);
         const ms = performance.now() - q0;
-        const c = process.cpuUsage(c0);
         if (i === 0) results[`${name}_first_ms`] = round1(ms);
-        else {
-          times.get(name)!.push(ms);
-          cpus.get(name)!.push((c.user + c.system) / 1000);
-        }
+        else times.get(name)!.push(ms);
         last.set(name, body);
       }
     }
@@ -342,14 +336,9 @@ export async function benchIngest(): Promise<Record<string, number | string>> {
       const body = last.get(name)!;
       results[`${name}_p50_ms`] = round1(percentile(times.get(name)!, 50));
       results[`${name}_p95_ms`] = round1(percentile(times.get(name)!, 95));
-      // CPU of the whole process (chDB's threads, the server, the JSON), less sensitive than wall time to other jobs.
-      results[`${name}_cpu_p50_ms`] = round1(percentile(cpus.get(name)!, 50));
       results[`${name}_samples`] = body.total;
       results[`${name}_nodes`] = body.fullNodes;
-      log(
-        `${name}: p50 ${results[`${name}_p50_ms`]} ms, p95 ${results[`${name}_p95_ms`]} ms, ` +
-          `CPU p50 ${results[`${name}_cpu_p50_ms`]} ms (${body.total} samples, ${body.fullNodes} nodes)`,
-      );
+      log(`${name}: p50 ${results[`${name}_p50_ms`]} ms, p95 ${results[`${name}_p95_ms`]} ms (${body.total} samples, ${body.fullNodes} nodes)`);
     }
 
     // 4. Ingest throughput over HTTP: distinct gzipped pprof bodies, 8 clients.
@@ -390,7 +379,8 @@ export async function benchIngest(): Promise<Record<string, number | string>> {
     const httpS = (performance.now() - t) / 1000;
     await h.kiln.ingestor.flush();
     const cpu = process.cpuUsage(cpu0);
-    // Everything in the process per profile: client, HTTP, decode, ingest, chDB's INSERTs and views.
+    // Everything in the process per profile: client, HTTP, decode, ingest, chDB's
+    // INSERTs, views and the merges they cause. Steadier than wall time on a shared machine.
     results.http_ingest_cpu_ms_per_profile = round1((cpu.user + cpu.system) / 1000 / posted);
     results.http_ingest_profiles_per_s = round1(posted / httpS);
     results.http_ingest_samples_per_s = Math.round(samples / httpS);
