@@ -4,40 +4,12 @@
  * relative, so a bookmarked "last 24 h" keeps meaning that) and resolves it
  * here only to draw and to compute derived ranges.
  */
+import { readTime, RELATIVE, UNIT_MS } from '../../ingest/time-grammar.js';
 
-const UNIT_MS: Record<string, number> = {
-  ms: 1,
-  s: 1000,
-  m: 60_000,
-  h: 3_600_000,
-  d: 86_400_000,
-  w: 7 * 86_400_000,
-  M: 30 * 86_400_000,
-  y: 365 * 86_400_000,
-};
-
-const RELATIVE = /^now(?:\s*([+-])\s*(\d+)\s*(ms|s|m|h|d|w|M|y))?$/;
-
-/** Same reading as ingest/time.ts parseTime, so what the page shows is what the server queries. */
+/** The server's reading (ingest/time-grammar.ts); undefined for what it cannot read. */
 export function parseTime(value: string | undefined, now: number): number | undefined {
-  if (value === undefined) return undefined;
-  const s = value.trim();
-  if (s === '') return undefined;
-  const rel = RELATIVE.exec(s);
-  if (rel) {
-    if (!rel[1]) return now;
-    const n = Number(rel[2]) * UNIT_MS[rel[3]!]!;
-    return rel[1] === '-' ? now - n : now + n;
-  }
-  if (/^\d+(\.\d+)?$/.test(s)) {
-    const n = Number(s);
-    if (n < 1e11) return Math.round(n * 1000);
-    if (n < 1e14) return Math.round(n);
-    if (n < 1e17) return Math.round(n / 1000);
-    return Math.round(n / 1e6);
-  }
-  const t = Date.parse(s);
-  return Number.isFinite(t) ? t : undefined;
+  const t = readTime(value, now);
+  return t !== undefined && Number.isFinite(t) ? t : undefined;
 }
 
 export function isRelative(value: string): boolean {
