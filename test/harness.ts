@@ -177,8 +177,8 @@ export function startDaemon(args: string[], ready: RegExp, timeoutMs = 90_000): 
   });
 }
 
-/** `kiln serve --port 0 --data DIR` (or a given port), with its URL. */
-export async function startServe(data: string, port = 0): Promise<Daemon & { url: string }> {
-  const d = await startDaemon(['serve', '--port', String(port), '--data', data], /serving on :(\d+)/);
+/** `kiln serve --port 0 --data DIR` (or a given port, and more options), with its URL. */
+export async function startServe(data: string, port = 0, options: string[] = []): Promise<Daemon & { url: string }> {
+  const d = await startDaemon(['serve', '--port', String(port), '--data', data, ...options], /serving on :(\d+)/);
   return { ...d, url: `http://127.0.0.1:${d.match[1]}` };
 }

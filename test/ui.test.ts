@@ -9,7 +9,6 @@
  * Screenshots go to test-artifacts/ui/ (ignored by git).
  */
 
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
@@ -19,51 +18,13 @@ import { serve } from '../ingest/serve.js';
 import { launchChromium, loadFleetService, pageLoadFigures } from '../bench/ui.js';
 import { decodePprof, encodePprof, profileFromPprof } from '../unwinder/pprof.js';
 import type { Frame, Profile } from '../unwinder/profile.js';
-import { REPO, recordProfile, startWorkload, tempDir, type Workload } from './harness.js';
+import { REPO, recordProfile, startServe, startWorkload, tempDir, type Workload } from './harness.js';
 import { hostPython } from './pythons.js';
 
-const KILN = join(REPO, 'bin', 'kiln');
 const UI_DIR = join(REPO, 'build', 'ui');
 const ARTIFACTS = join(REPO, 'test-artifacts', 'ui');
 const HOUR = 3_600_000;
 const HIGHLIGHT = '#c026d3';
-
-interface Server {
-  url: string;
-  proc: ChildProcess;
-  stop(): Promise<void>;
-}
-
-/** `kiln serve --port 0`, ready once it prints the port it listens on. */
-function startServe(data: string): Promise<Server> {
-  const proc = spawn(process.execPath, [KILN, 'serve', '--port', '0', '--data', data, '--ui-dir', UI_DIR], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-  const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`kiln serve did not start:\n${out}`)), 90_000);
-    const poll = setInterval(() => {
-      const m = /serving on :(\d+)/.exec(out);
-      if (!m) return;
-      clearInterval(poll);
-      clearTimeout(timer);
-      resolve({
-        url: `http://127.0.0.1:${m[1]}`,
-        proc,
-        async stop() {
-          if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
-          await exited;
-        },
-      });
-    }, 100);
-    void exited.then(() => {
-      clearInterval(poll);
-      clearTimeout(timer);
-      reject(new Error(`kiln serve exited:\n${out}`));
-    });
-  });
-}
 
 async function push(url: string, service: string, host: string, timeMs: number, body: Uint8Array): Promise<IngestResponse> {
   const r = await fetch(`${url}/api/v1/profiles?service=${service}&host=${host}&time=${timeMs}`, { method: 'POST', body });
@@ -98,7 +59,7 @@ const frame = (name: string): string => `#flame g.frame[name="${name}"]`;
 
 describe('web UI in chromium', () => {
   const tmp = tempDir();
-  let server: Server;
+  let server: Awaited<ReturnType<typeof startServe>>;
   let browser: Browser;
   let context: BrowserContext;
   const workloads: Workload[] = [];
@@ -171,7 +132,7 @@ describe('web UI in chromium', () => {
     shareA = leafShare(baseRec.profile, 'a');
     shareC = leafShare(baseRec.profile, 'c');
 
-    server = await startServe(join(tmp.dir, 'data'));
+    server = await startServe(join(tmp.dir, 'data'), 0, ['--ui-dir', UI_DIR]);
     h0 = Math.floor(Date.now() / HOUR) * HOUR - 3 * HOUR;
     const min = 60_000;
     const b1 = await push(server.url, 'shop', 'web-1', h0 + 10 * min, baseRec.bytes);
@@ -518,7 +479,7 @@ describe('web UI in chromium', () => {
   });
 
   it('says what to do when there are no services yet, and when the API is unreachable', async () => {
-    const empty = await startServe(join(tmp.dir, 'empty'));
+    const empty = await startServe(join(tmp.dir, 'empty'), 0, ['--ui-dir', UI_DIR]);
     try {
       const page = await open(`${empty.url}/`, false);
       const msg = page.locator('#message[data-kind="no-services"]');
