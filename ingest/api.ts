@@ -145,12 +145,17 @@ export interface FlameNode {
   children: FlameNode[];
 }
 
-/** GET /api/v1/flamegraph */
-export interface FlamegraphResponse {
+/** What every range query answers with: the service and the range and filters it resolved to. */
+export interface RangeResult {
   service: string;
+  /** Unix ms */
   from: number;
   to: number;
   filters: LabelFilter[];
+}
+
+/** GET /api/v1/flamegraph */
+export interface FlamegraphResponse extends RangeResult {
   granularity: Granularity;
   /** Samples in the range (root.value). */
   total: number;
@@ -224,11 +229,7 @@ export interface TopEntry {
 }
 
 /** GET /api/v1/top */
-export interface TopResponse {
-  service: string;
-  from: number;
-  to: number;
-  filters: LabelFilter[];
+export interface TopResponse extends RangeResult {
   granularity: Granularity;
   /** All samples in the range. */
   total: number;
@@ -246,11 +247,7 @@ export interface TimelinePoint {
 }
 
 /** GET /api/v1/timeline */
-export interface TimelineResponse {
-  service: string;
-  from: number;
-  to: number;
-  filters: LabelFilter[];
+export interface TimelineResponse extends RangeResult {
   /** Bucket width, ms. Buckets are aligned to the Unix epoch (the first starts at or before from) and include empty ones. */
   step: number;
   total: number;
