@@ -30,8 +30,8 @@ import type { FlamegraphResponse, IngestResponse } from '../ingest/api.js';
 import type { Id64 } from '../ingest/hash.js';
 import { functionIdOf, labelsIdOf, locationIdOf, mergedLabels, stackIdOf } from '../ingest/ingest.js';
 import { serve } from '../ingest/serve.js';
-import { encodePprof } from '../unwinder/pprof.js';
-import type { Frame, Profile } from '../unwinder/profile.js';
+import { encodePprof } from '../profile/pprof.js';
+import type { Frame, Profile } from '../profile/profile.js';
 
 const env = (name: string, dflt: number): number => {
   const v = Number(process.env[name]);

@@ -40,7 +40,7 @@ import { STAT_NAMES } from '../bpf/abi.js';
 import { requireCapabilities } from '../bpf/capabilities.js';
 import { koffi, libbpf } from '../bpf/libbpf.js';
 import type { BpfRunStats } from '../bpf/sampler.js';
-import { SYNTHETIC, totalSamples } from '../unwinder/profile.js';
+import { SYNTHETIC, totalSamples } from '../profile/profile.js';
 import { Recorder, type ProcessProfile } from '../unwinder/recorder.js';
 import { startWorkload } from '../test/harness.js';
 import { hostPython, pythonFor, stageWorkload, type PythonInterpreter } from '../test/pythons.js';

@@ -25,7 +25,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type BrowserContext } from 'playwright-core';
 import { serve, type ServeHandle } from '../ingest/serve.js';
-import { encodePprof } from '../unwinder/pprof.js';
+import { encodePprof } from '../profile/pprof.js';
 import { makeService, profileFromRows } from './ingest.js';
 
 const REPO = join(import.meta.dirname, '..');

@@ -2,7 +2,7 @@
 import { parseArgs } from 'node:util';
 import { requireCapabilities } from '../bpf/capabilities.js';
 import { KILN_MAX_DEPTH } from '../bpf/abi.js';
-import { Agent, AGENT_DEFAULTS, type AgentOptions } from './agent/agent.js';
+import { Agent, AGENT_DEFAULTS, type AgentOptions } from '../agent/agent.js';
 import { parseDuration, parsePositiveInt, UsageError } from './args.js';
 
 export const AGENT_USAGE = `kiln agent --server URL [options]

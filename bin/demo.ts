@@ -8,7 +8,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { requireCapabilities } from '../bpf/capabilities.js';
-import { Agent, AGENT_DEFAULTS } from './agent/agent.js';
+import { Agent, AGENT_DEFAULTS } from '../agent/agent.js';
 import { parsePositiveInt } from './args.js';
 
 export const DEMO_USAGE = `kiln demo [--port 4040] [--data ./kiln-data] [--python /usr/bin/python3]`;

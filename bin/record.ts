@@ -3,11 +3,11 @@ import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { requireCapabilities } from '../bpf/capabilities.js';
 import { KILN_MAX_DEPTH } from '../bpf/abi.js';
-import { encodeCollapsed } from '../unwinder/collapsed.js';
-import { encodePprof } from '../unwinder/pprof.js';
-import { totalSamples, type Profile } from '../unwinder/profile.js';
+import { encodeCollapsed } from '../profile/collapsed.js';
+import { encodePprof } from '../profile/pprof.js';
+import { totalSamples, type Profile } from '../profile/profile.js';
 import { mergeProfiles, Recorder } from '../unwinder/recorder.js';
-import { encodeSpeedscope } from '../unwinder/speedscope.js';
+import { encodeSpeedscope } from '../profile/speedscope.js';
 import { parseDuration, parsePositiveInt, UsageError } from './args.js';
 
 export const RECORD_USAGE = `kiln record (--pid PID ... | --all) [options]

@@ -20,7 +20,7 @@ import { Fnv64, type Id64 } from './hash.js';
 import { HttpError, checkLabel, type Limits } from './limits.js';
 import { tsvEscape, tsvMap, type Store } from './store.js';
 import { iso } from './time.js';
-import { SYNTHETIC, type Frame, type Profile } from '../unwinder/profile.js';
+import { SYNTHETIC, type Frame, type Profile } from '../profile/profile.js';
 
 export interface IngestInput {
   service: string;

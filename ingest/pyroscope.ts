@@ -5,7 +5,7 @@
  */
 
 import { HttpError, checkLabel, type Limits } from './limits.js';
-import type { Frame, Profile } from '../unwinder/profile.js';
+import type { Frame, Profile } from '../profile/profile.js';
 
 /** name=app.cpu{k=v,k2=v2}: application name and labels. Values may be double-quoted. */
 export function parseAppName(raw: string | undefined, limits: Limits): { service: string; labels: Record<string, string> } {

@@ -28,8 +28,8 @@ import * as q from './query.js';
 import { Store } from './store.js';
 import { parseRange, parseTime } from './time.js';
 import { buildCallTree, frameView, toDiff, toFlame, topFunctions, type FrameView, type StackValue } from './tree.js';
-import { decodePprof, encodePprof, profileFromPprof } from '../unwinder/pprof.js';
-import type { Frame, Profile } from '../unwinder/profile.js';
+import { decodePprof, encodePprof, profileFromPprof } from '../profile/pprof.js';
+import type { Frame, Profile } from '../profile/profile.js';
 
 export interface KilnServer {
   app: express.Express;

@@ -11,10 +11,10 @@ import {
   ValueType,
 } from 'pprof-format';
 import { describe, expect, it } from 'vitest';
-import { encodeCollapsed, parseCollapsed, profileFromCollapsed } from '../unwinder/collapsed.js';
-import { decodePprof, encodePprof, profileFromPprof, toPprof } from '../unwinder/pprof.js';
-import { SYNTHETIC, syntheticFrame, totalSamples, type Frame, type Profile } from '../unwinder/profile.js';
-import { encodeSpeedscope, toSpeedscope } from '../unwinder/speedscope.js';
+import { encodeCollapsed, parseCollapsed, profileFromCollapsed } from '../profile/collapsed.js';
+import { decodePprof, encodePprof, profileFromPprof, toPprof } from '../profile/pprof.js';
+import { SYNTHETIC, syntheticFrame, totalSamples, type Frame, type Profile } from '../profile/profile.js';
+import { encodeSpeedscope, toSpeedscope } from '../profile/speedscope.js';
 
 const PERIOD = 10_101_010; // 99 Hz, rounded as pprof needs an integer
 const START = 1_790_000_000_123_456_789n;

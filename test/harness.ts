@@ -4,8 +4,8 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { decodePprof, profileFromPprof } from '../unwinder/pprof.js';
-import type { Profile, StackSample } from '../unwinder/profile.js';
+import { decodePprof, profileFromPprof } from '../profile/pprof.js';
+import type { Profile, StackSample } from '../profile/profile.js';
 import { stageWorkload, type PythonInterpreter } from './pythons.js';
 
 export const REPO = join(import.meta.dirname, '..');

@@ -29,8 +29,8 @@ import type {
   TopResponse,
 } from '../ingest/api.js';
 import { serve, type ServeHandle, type ServeOptions } from '../ingest/serve.js';
-import { decodePprof, profileFromPprof } from '../unwinder/pprof.js';
-import type { Profile } from '../unwinder/profile.js';
+import { decodePprof, profileFromPprof } from '../profile/pprof.js';
+import type { Profile } from '../profile/profile.js';
 
 const FIXTURES = join(import.meta.dirname, 'fixtures', 'ingest');
 const WRITE = 'write-token-0123456789';

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { Profile as PprofProfile } from 'pprof-format';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseCollapsed } from '../unwinder/collapsed.js';
+import { parseCollapsed } from '../profile/collapsed.js';
 import { hotLines, kiln, leafShare, recordProfile, samplesOf, startWorkload, tempDir, total, type Workload } from './harness.js';
 import { hostPython } from './pythons.js';
 

@@ -4,7 +4,7 @@
  * KILN_PYTHON_3_X provides them), checked against workloads with known profiles.
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { SYNTHETIC } from '../unwinder/profile.js';
+import { SYNTHETIC } from '../profile/profile.js';
 import { chain, hotLines, leafShare, recordProfile, samplesOf, startWorkload, total } from './harness.js';
 import { OPTIONAL_VERSIONS, REQUIRED_VERSIONS, pythonFor } from './pythons.js';
 

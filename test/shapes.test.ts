@@ -13,8 +13,8 @@ import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, describe, expect, it } from 'vitest';
-import { decodePprof, profileFromPprof } from '../unwinder/pprof.js';
-import { SYNTHETIC, type Frame, type Profile, type StackSample } from '../unwinder/profile.js';
+import { decodePprof, profileFromPprof } from '../profile/pprof.js';
+import { SYNTHETIC, type Frame, type Profile, type StackSample } from '../profile/profile.js';
 import {
   REPO,
   WORKLOADS,

@@ -16,8 +16,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { IngestResponse } from '../ingest/api.js';
 import { serve } from '../ingest/serve.js';
 import { launchChromium, loadFleetService, pageLoadFigures } from '../bench/ui.js';
-import { decodePprof, encodePprof, profileFromPprof } from '../unwinder/pprof.js';
-import type { Frame, Profile } from '../unwinder/profile.js';
+import { decodePprof, encodePprof, profileFromPprof } from '../profile/pprof.js';
+import type { Frame, Profile } from '../profile/profile.js';
 import { REPO, recordProfile, startServe, startWorkload, tempDir, type Workload } from './harness.js';
 import { hostPython } from './pythons.js';
 

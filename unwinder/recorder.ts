@@ -13,7 +13,7 @@ import {
 import { Sampler, type BpfRunStats, type RawSample } from '../bpf/sampler.js';
 import { inspectProcess, looksLikePython, NoRuntimeSymbolError, NotPythonError, type PythonProcess } from './interpreter.js';
 import { listPids, readMaps, startTime } from './proc.js';
-import { SYNTHETIC, syntheticFrame, type Frame, type Profile, type StackSample } from './profile.js';
+import { SYNTHETIC, syntheticFrame, type Frame, type Profile, type StackSample } from '../profile/profile.js';
 import { Symbolizer } from './symbolizer.js';
 
 /** Symbolized stacks kept per process before the cache starts over. */

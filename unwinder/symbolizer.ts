@@ -11,7 +11,7 @@ import { fingerprint } from '../bpf/abi.js';
 import type { PyLayout } from './layout.js';
 import { lineForOffset } from './linetable.js';
 import { ProcessMemory } from './memory.js';
-import { SYNTHETIC, syntheticFrame, type Frame } from './profile.js';
+import { SYNTHETIC, syntheticFrame, type Frame } from '../profile/profile.js';
 import { SourceQualnames } from './qualname.js';
 
 interface CodeInfo {

@@ -1,6 +1,6 @@
 /**
  * Kiln's in-memory profile: symbolized stacks with counts and labels. The
- * recorder and the agent build it; unwinder/pprof.ts, collapsed.ts and
+ * recorder and the agent build it; profile/pprof.ts, collapsed.ts and
  * speedscope.ts write it out.
  */
 

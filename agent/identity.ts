@@ -4,7 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
-import { cmdlineOf, environOf } from '../../unwinder/proc.js';
+import { cmdlineOf, environOf } from '../unwinder/proc.js';
 
 export interface ProcessIdentity {
   service: string;

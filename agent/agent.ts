@@ -8,11 +8,11 @@
 import { createServer, type Server } from 'node:http';
 import { hostname } from 'node:os';
 import type { AddressInfo } from 'node:net';
-import { STAT_NAMES } from '../../bpf/abi.js';
-import { encodePprof } from '../../unwinder/pprof.js';
-import { startTime } from '../../unwinder/proc.js';
-import { totalSamples } from '../../unwinder/profile.js';
-import { Recorder, type ProcessProfile } from '../../unwinder/recorder.js';
+import { STAT_NAMES } from '../bpf/abi.js';
+import { encodePprof } from '../profile/pprof.js';
+import { startTime } from '../unwinder/proc.js';
+import { totalSamples } from '../profile/profile.js';
+import { Recorder, type ProcessProfile } from '../unwinder/recorder.js';
 import { identify, type ProcessIdentity } from './identity.js';
 import { Metrics } from './metrics.js';
 import { DiskQueue } from './queue.js';
