@@ -10,8 +10,8 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { startDaemon, startServe } from '../test/harness.js';
-import { hostPython } from '../test/pythons.js';
+import { startDaemon, startServe } from '../kit/harness.js';
+import { hostPython } from '../kit/pythons.js';
 
 export type BenchResults = Record<string, number | string>;
 

@@ -27,181 +27,35 @@ import os, { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FlamegraphResponse, IngestResponse } from '../ingest/api.js';
-import type { Id64 } from '../ingest/hash.js';
-import { functionIdOf, labelsIdOf, locationIdOf, mergedLabels, stackIdOf } from '../ingest/ingest.js';
 import { serve } from '../ingest/serve.js';
 import { encodePprof } from '../profile/pprof.js';
-import type { Frame, Profile } from '../profile/profile.js';
+import {
+  INTERVAL_S,
+  PERIOD_NS,
+  SAMPLES_PER_PROFILE,
+  STACKS_PER_SERVICE,
+  TEMPLATES,
+  THREADS,
+  makeService,
+  profileFromRows,
+  rng,
+  seriesLabels,
+  unpack,
+  type Service,
+} from '../kit/fleet.js';
+import { envNumber, percentile, round1 } from '../kit/stats.js';
 
-const env = (name: string, dflt: number): number => {
-  const v = Number(process.env[name]);
-  return Number.isFinite(v) && v > 0 ? v : dflt;
-};
+const env = envNumber;
 
 const HOURS = env('KILN_BENCH_HOURS', 24);
 const HOSTS = env('KILN_BENCH_HOSTS', 100);
 const SERVICES = env('KILN_BENCH_SERVICES', 5);
 const HTTP_SECONDS = env('KILN_BENCH_HTTP_SECONDS', 20);
-const STACKS_PER_SERVICE = 3_000;
-const FUNCTIONS_PER_SERVICE = 600;
-const TEMPLATES = 200;
-const SAMPLES_PER_PROFILE = env('KILN_BENCH_SAMPLES', 500);
-const INTERVAL_S = 10;
-const PERIOD_NS = 1e9 / 100;
 const CONCURRENCY = 8;
-const THREADS = [
-  { tid: 0, thread_name: 'MainThread' },
-  { tid: 1, thread_name: 'worker-1' },
-] as const;
 
 function log(msg: string): void {
   process.stderr.write(`[bench ingest] ${msg}\n`);
 }
-
-/** mulberry32: small, fast, seedable. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-interface Service {
-  name: string;
-  hosts: string[];
-  /** Root first. */
-  stacks: Frame[][];
-  /** Which thread runs each stack. */
-  thread: number[];
-  stackIds: Id64[];
-  /** Per host, per thread. */
-  labelIds: Id64[];
-  /** Packed rows: stack index * 2^40 + thread * 2^32 + count. */
-  templates: number[][];
-}
-
-function sampleLabels(host: number, thread: number): Record<string, string> {
-  const pid = 1000 + host;
-  return {
-    pid: String(pid),
-    tid: String(pid + THREADS[thread]!.tid),
-    thread_name: THREADS[thread]!.thread_name,
-    python_version: '3.11.9',
-  };
-}
-
-export function makeService(index: number, hostNames: string[]): Service {
-  const rand = rng(1000 + index);
-  const ri = (n: number): number => Math.floor(rand() * n);
-  const name = `service-${index}`;
-  const files = Array.from({ length: 40 }, (_, i) => `/srv/${name}/pkg${i % 6}/mod${i}.py`);
-  const verbs = ['handle', 'process', 'load', 'render', 'parse', 'validate', 'compute', 'fetch', 'encode', 'dispatch'];
-  const nouns = ['request', 'order', 'user', 'page', 'query', 'batch', 'row', 'token', 'event', 'item'];
-  const functions: Omit<Frame, 'line'>[] = Array.from({ length: FUNCTIONS_PER_SERVICE }, (_, i) => {
-    const method = `${verbs[i % verbs.length]}_${nouns[Math.floor(i / verbs.length) % nouns.length]}${i >= 100 ? `_${i}` : ''}`;
-    const qual = i % 3 === 0 ? `${nouns[i % nouns.length]!.replace(/^./, (c) => c.toUpperCase())}Service.${method}` : method;
-    return { name: qual, systemName: method, filename: files[i % files.length]!, startLine: 10 + ri(2000) };
-  });
-  const frameOf = (fn: Omit<Frame, 'line'>): Frame => ({ ...fn, line: fn.startLine + 1 + ri(40) });
-  const spine: Frame[] = [
-    { name: '<module>', systemName: '<module>', filename: `/srv/${name}/main.py`, startLine: 1, line: 88 },
-    { name: 'main', systemName: 'main', filename: `/srv/${name}/main.py`, startLine: 60, line: 84 },
-    { name: 'Server.serve_forever', systemName: 'serve_forever', filename: '/usr/lib/python3.11/socketserver.py', startLine: 215, line: 233 },
-  ];
-  const stacks: Frame[][] = [];
-  const seen = new Set<string>();
-  while (stacks.length < STACKS_PER_SERVICE) {
-    const depth = 20 + ri(61);
-    let frames: Frame[];
-    if (stacks.length === 0) frames = [...spine];
-    else {
-      // Share a root prefix with an earlier stack, popular ones more often: a call tree.
-      const parent = stacks[Math.floor(stacks.length * rand() * rand())]!;
-      const keep = Math.min(parent.length, depth - 1, 3 + ri(Math.max(1, Math.min(parent.length, depth) - 3)));
-      frames = parent.slice(0, keep);
-    }
-    while (frames.length < depth) frames.push(frameOf(functions[ri(functions.length)]!));
-    const key = frames.map((f) => `${f.name}:${f.line}`).join(';');
-    if (seen.has(key)) continue;
-    seen.add(key);
-    stacks.push(frames);
-  }
-  const thread = stacks.map((_, i) => (i % 7 === 3 ? 1 : 0));
-  const stackIds = stacks.map((s) => {
-    const leafFirst = [...s].reverse();
-    return stackIdOf(leafFirst.map((f) => locationIdOf(functionIdOf(f), f.line)));
-  });
-  const labelIds: Id64[] = [];
-  hostNames.forEach((host, h) => {
-    for (let t = 0; t < THREADS.length; t++) {
-      labelIds.push(labelsIdOf(name, mergedLabels(sampleLabels(hostIndex(host), t), seriesLabels(host))));
-    }
-  });
-
-  // Zipf(1.1) over stack ranks, drawn by binary search on the cumulative weights.
-  const cum: number[] = [];
-  let acc = 0;
-  for (let i = 0; i < STACKS_PER_SERVICE; i++) cum.push((acc += 1 / Math.pow(i + 1, 1.1)));
-  const draw = (): number => {
-    const x = rand() * acc;
-    let lo = 0;
-    let hi = cum.length - 1;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (cum[mid]! < x) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo;
-  };
-  const templates: number[][] = [];
-  for (let t = 0; t < TEMPLATES; t++) {
-    const counts = new Map<number, number>();
-    for (let i = 0; i < SAMPLES_PER_PROFILE; i++) {
-      const s = draw();
-      counts.set(s, (counts.get(s) ?? 0) + 1);
-    }
-    templates.push([...counts].map(([s, c]) => s * 2 ** 40 + thread[s]! * 2 ** 32 + c));
-  }
-  return { name, hosts: hostNames, stacks, thread, stackIds, labelIds, templates };
-}
-
-function hostIndex(host: string): number {
-  return Number(host.slice(5));
-}
-
-function seriesLabels(host: string): Record<string, string> {
-  return { host, region: hostIndex(host) % 2 === 0 ? 'eu-west' : 'us-east' };
-}
-
-export function profileFromRows(svc: Service, host: string, rows: { stack: number; count: number }[], startNs: bigint): Profile {
-  return {
-    samples: rows.map((r) => ({
-      frames: [...svc.stacks[r.stack]!].reverse(),
-      labels: sampleLabels(hostIndex(host), svc.thread[r.stack]!),
-      count: r.count,
-    })),
-    periodNs: PERIOD_NS,
-    startNs,
-    durationNs: INTERVAL_S * 1e9,
-  };
-}
-
-function unpack(x: number): { stack: number; thread: number; count: number } {
-  const stack = Math.floor(x / 2 ** 40);
-  const rest = x - stack * 2 ** 40;
-  return { stack, thread: Math.floor(rest / 2 ** 32), count: rest % 2 ** 32 };
-}
-
-function percentile(xs: number[], p: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))]!;
-}
-
-const round1 = (x: number): number => Math.round(x * 10) / 10;
 
 export async function benchIngest(): Promise<Record<string, number | string>> {
   const dir = process.env.KILN_BENCH_DIR ?? mkdtempSync(join(tmpdir(), 'kiln-bench-'));

@@ -42,8 +42,8 @@ import { koffi, libbpf } from '../bpf/libbpf.js';
 import type { BpfRunStats } from '../bpf/sampler.js';
 import { SYNTHETIC, totalSamples } from '../profile/profile.js';
 import { Recorder, type ProcessProfile } from '../unwinder/recorder.js';
-import { startWorkload } from '../test/harness.js';
-import { hostPython, pythonFor, stageWorkload, type PythonInterpreter } from '../test/pythons.js';
+import { startWorkload } from '../kit/harness.js';
+import { hostPython, pythonFor, stageWorkload, type PythonInterpreter } from '../kit/pythons.js';
 
 export type BenchResults = Record<string, number | string>;
 

@@ -8,7 +8,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import * as abi from '../bpf/abi.js';
-import { REPO, tempDir } from './harness.js';
+import { REPO, tempDir } from '../kit/harness.js';
 
 describe('bpf/abi.ts mirrors bpf/kiln.h', () => {
   it('agrees with the C compiler on every struct size and field offset', () => {

@@ -8,8 +8,8 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ServicesResponse, TimelineResponse, TopResponse } from '../ingest/api.js';
-import { startDaemon, startServe, startWorkload, tempDir, type Workload } from './harness.js';
-import { hostPython, pythonFor } from './pythons.js';
+import { startDaemon, startServe, startWorkload, tempDir, type Workload } from '../kit/harness.js';
+import { hostPython, pythonFor } from '../kit/pythons.js';
 
 function startAgent(url: string, queue: string) {
   // a generous CPU budget: this test is about the pipeline, and CI machines are shared

@@ -8,7 +8,7 @@ import { elfLoadBias, readElfSymbols } from '../unwinder/elf.js';
 import type { PyLayout, PythonVersion } from '../unwinder/layout.js';
 import { tableLayout } from '../unwinder/layouts/index.js';
 import { ProcessMemory } from '../unwinder/memory.js';
-import { OPTIONAL_VERSIONS, REQUIRED_VERSIONS, headerFlags, pythonsFor, type PythonInterpreter } from './pythons.js';
+import { OPTIONAL_VERSIONS, REQUIRED_VERSIONS, headerFlags, pythonsFor, type PythonInterpreter } from '../kit/pythons.js';
 
 /**
  * Every PyLayout Kiln uses is checked against the interpreter it describes:

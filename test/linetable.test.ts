@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import type { LineTableFormat } from '../unwinder/layout.js';
 import { lineForOffset, lineRanges } from '../unwinder/linetable.js';
-import { OPTIONAL_VERSIONS, REQUIRED_VERSIONS, pythonFor, stageWorkload } from './pythons.js';
+import { OPTIONAL_VERSIONS, REQUIRED_VERSIONS, pythonFor, stageWorkload } from '../kit/pythons.js';
 
 /**
  * Every line table here comes from a real interpreter: the workload compiles

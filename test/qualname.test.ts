@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { qualnameFromSource } from '../unwinder/qualname.js';
-import { WORKLOADS } from './harness.js';
+import { WORKLOADS } from '../kit/harness.js';
 
 interface Entry {
   file: string;

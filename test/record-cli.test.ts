@@ -9,8 +9,8 @@ import { gunzipSync } from 'node:zlib';
 import { Profile as PprofProfile } from 'pprof-format';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseCollapsed } from '../profile/collapsed.js';
-import { hotLines, kiln, leafShare, recordProfile, samplesOf, startWorkload, tempDir, total, type Workload } from './harness.js';
-import { hostPython } from './pythons.js';
+import { hotLines, kiln, leafShare, recordProfile, samplesOf, startWorkload, tempDir, total, type Workload } from '../kit/harness.js';
+import { hostPython } from '../kit/pythons.js';
 
 const str = (p: PprofProfile, i: number | bigint) => p.stringTable.strings[Number(i)]!;
 

@@ -5,8 +5,8 @@
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { SYNTHETIC } from '../profile/profile.js';
-import { chain, hotLines, leafShare, recordProfile, samplesOf, startWorkload, total } from './harness.js';
-import { OPTIONAL_VERSIONS, REQUIRED_VERSIONS, pythonFor } from './pythons.js';
+import { chain, hotLines, leafShare, recordProfile, samplesOf, startWorkload, total } from '../kit/harness.js';
+import { OPTIONAL_VERSIONS, REQUIRED_VERSIONS, pythonFor } from '../kit/pythons.js';
 
 const versions = [
   ...REQUIRED_VERSIONS,

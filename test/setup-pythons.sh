@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the Debian roots whose interpreters the tests run under (see
-# test/pythons.ts): 3.9 from bullseye, 3.13 from trixie, 3.14 from sid, each a
+# kit/pythons.ts): 3.9 from bullseye, 3.13 from trixie, 3.14 from sid, each a
 # minbase debootstrap plus python3.X-minimal and python3.X-dev (the headers that
 # test/layouts.test.ts compiles offsetof() programs against).
 #
@@ -11,7 +11,7 @@
 set -euo pipefail
 
 ROOTS="${KILN_PYTHONS:-/var/cache/kiln/pythons}"
-# version:suite pairs; the versions are the ones test/pythons.ts requires
+# version:suite pairs; the versions are the ones kit/pythons.ts requires
 TARGETS=("3.9:bullseye" "3.13:trixie" "3.14:sid")
 
 if [[ $EUID -ne 0 ]]; then

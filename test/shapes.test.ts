@@ -27,8 +27,8 @@ import {
   tempDir,
   total,
   type Workload,
-} from './harness.js';
-import { OPTIONAL_VERSIONS, REQUIRED_VERSIONS, pythonFor, stageWorkload, type PythonInterpreter } from './pythons.js';
+} from '../kit/harness.js';
+import { OPTIONAL_VERSIONS, REQUIRED_VERSIONS, pythonFor, stageWorkload, type PythonInterpreter } from '../kit/pythons.js';
 
 const versions = [
   ...REQUIRED_VERSIONS,

@@ -15,11 +15,12 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { IngestResponse } from '../ingest/api.js';
 import { serve } from '../ingest/serve.js';
-import { launchChromium, loadFleetService, pageLoadFigures } from '../bench/ui.js';
+import { launchChromium, pageLoadFigures } from '../kit/chromium.js';
+import { loadFleetService } from '../kit/fleet.js';
 import { decodePprof, encodePprof, profileFromPprof } from '../profile/pprof.js';
 import type { Frame, Profile } from '../profile/profile.js';
-import { REPO, recordProfile, startServe, startWorkload, tempDir, type Workload } from './harness.js';
-import { hostPython } from './pythons.js';
+import { REPO, recordProfile, startServe, startWorkload, tempDir, type Workload } from '../kit/harness.js';
+import { hostPython } from '../kit/pythons.js';
 
 const UI_DIR = join(REPO, 'build', 'ui');
 const ARTIFACTS = join(REPO, 'test-artifacts', 'ui');
