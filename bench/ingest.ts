@@ -231,7 +231,7 @@ export async function benchIngest(): Promise<Record<string, number | string>> {
       }),
     );
     const httpS = (performance.now() - t) / 1000;
-    await h.kiln.ingestor.flush();
+    await h.kiln.flush();
     const cpu = process.cpuUsage(cpu0);
     // Everything in the process per profile: client, HTTP, decode, ingest, chDB's
     // INSERTs, views and the merges they cause. Steadier than wall time on a shared machine.
@@ -246,7 +246,7 @@ export async function benchIngest(): Promise<Record<string, number | string>> {
     );
 
     // 5. Bytes on disk.
-    await h.kiln.ingestor.flush();
+    await h.kiln.flush();
     const parts = await store.rows(
       `SELECT table, toString(sum(bytes_on_disk)), toString(sum(rows)) FROM system.parts
        WHERE active AND database = {db:String} GROUP BY table ORDER BY table`,
