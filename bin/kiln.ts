@@ -31,6 +31,15 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<void>> = {
     }
     const handle = await serve(opts);
     process.stderr.write(`kiln: serving on http://localhost:${handle.port}/\n`);
+    // Stop taking requests, store what was acknowledged... and pending, then exit.
+    const stop = (): void => {
+      handle.close().then(
+        () => process.exit(0),
+        () => process.exit(1),
+      );
+    };
+    process.once('SIGTERM', stop);
+    process.once('SIGINT', stop);
   },
 };
 

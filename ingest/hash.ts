@@ -102,6 +102,33 @@ export class Fnv64 {
     return this;
   }
 
+  /** A 64-bit id's eight little-endian bytes, unrolled on locals: stack hashing runs this once per frame. */
+  u64(lo: number, hi: number): this {
+    let h0 = this.h0;
+    let h1 = this.h1;
+    let h2 = this.h2;
+    let h3 = this.h3;
+    for (let k = 0; k < 8; k++) {
+      h0 ^= ((k < 4 ? lo : hi) >>> ((k & 3) << 3)) & 0xff;
+      const t0 = h0 * 0x1b3;
+      let t1 = h1 * 0x1b3;
+      let t2 = h2 * 0x1b3 + (h0 << 8);
+      let t3 = h3 * 0x1b3 + (h1 << 8);
+      t1 += t0 >>> 16;
+      t2 += t1 >>> 16;
+      t3 += t2 >>> 16;
+      h0 = t0 & 0xffff;
+      h1 = t1 & 0xffff;
+      h2 = t2 & 0xffff;
+      h3 = t3 & 0xffff;
+    }
+    this.h0 = h0;
+    this.h1 = h1;
+    this.h2 = h2;
+    this.h3 = h3;
+    return this;
+  }
+
   id(x: { lo: number; hi: number }): this {
     return this.u32(x.lo).u32(x.hi);
   }

@@ -448,6 +448,7 @@ export class RowBuilder {
     const noFramesFn = syntheticFn(SYNTHETIC.noPython);
     // The stack being hashed, leaf first: frame indices (-1 the cut mark, -2 no frames).
     const stack: number[] = [];
+    const refs: number[] = [];
     const cutLoc = new Fnv64().from(truncatedFn.loc).u32(0);
     const noFramesLoc = new Fnv64().from(noFramesFn.loc).u32(0);
     const h = new Fnv64();
@@ -469,9 +470,12 @@ export class RowBuilder {
       // Frames leaf first; past maxDepth keep the root side and mark the cut at the leaf.
       const ls = v.sampleLocStart[s]!;
       const le = v.sampleLocEnd[s]!;
+      // Location ids resolved once per sample; depth from their memoized frame ranges.
+      refs.length = 0;
       let depth = 0;
       for (let j = ls; j < le; j++) {
         const li = framesOf(v.locIds[j]!);
+        refs.push(li);
         depth += li < 0 ? 1 : locFrameEnd[li]! - locFrameStart[li]!;
       }
       stack.length = 0;
@@ -480,8 +484,8 @@ export class RowBuilder {
         truncated++;
         stack.push(-1);
       }
-      for (let j = ls; j < le; j++) {
-        const li = framesOf(v.locIds[j]!);
+      for (let j = 0; j < refs.length; j++) {
+        const li = refs[j]!;
         const a = li < 0 ? unknownLocFrame : locFrameStart[li]!;
         const b = li < 0 ? unknownLocFrame + 1 : locFrameEnd[li]!;
         if (skip >= b - a) {
@@ -499,10 +503,10 @@ export class RowBuilder {
       h.reset();
       for (let i = 0; i < stack.length; i++) {
         const f = stack[i]!;
-        if (f >= 0) h.u32(frameLo[f]!).u32(frameHi[f]!);
+        if (f >= 0) h.u64(frameLo[f]!, frameHi[f]!);
         else {
           const l = f === -1 ? cutLoc : noFramesLoc;
-          h.u32(l.lo).u32(l.hi);
+          h.u64(l.lo, l.hi);
         }
       }
       const stackLo = h.lo;
