@@ -26,7 +26,7 @@ export interface LoadOptions {
   maxPushes?: number;
   /** Distinct bodies to cycle through. */
   pool: number;
-  /** Distinct hosts the pushes are labelled with. */
+  /** Distinct hosts the pushes are labelled with; 0: every push its own host, h-N (exactly-once checks). */
   hosts?: number;
   /** Idempotency keys are KEYPREFIX-N. */
   keyPrefix: string;
@@ -55,7 +55,7 @@ function percentileOf(sorted: Float64Array, p: number): number {
 }
 
 /** Sends pushes from `bodies` until the time or count runs out. */
-export async function runLoad(opts: LoadOptions, bodies: AgentPush[], onStart?: () => void): Promise<LoadResult> {
+export async function runLoad(opts: LoadOptions, bodies: AgentPush[], onStart?: () => void, stop: () => boolean = () => false): Promise<LoadResult> {
   const u = new URL(opts.url);
   const agent = new http.Agent({ keepAlive: true, maxSockets: opts.concurrency });
   const hosts = opts.hosts ?? 2000;
@@ -72,7 +72,7 @@ export async function runLoad(opts: LoadOptions, bodies: AgentPush[], onStart?: 
   const deadline = t0 + opts.seconds * 1000;
   const one = (n: number): Promise<void> => {
     const b = bodies[n % bodies.length]!;
-    const host = `host-${n % hosts}`;
+    const host = hosts === 0 ? `h-${n}` : `host-${n % hosts}`;
     const path =
       `/api/v1/profiles?service=${b.service}&host=${host}&pid=${1000 + (n % 7)}&python_version=3.11.9` + `&time=${Date.now()}`;
     const key = `${opts.keyPrefix}-${n}`;
@@ -112,7 +112,7 @@ export async function runLoad(opts: LoadOptions, bodies: AgentPush[], onStart?: 
   };
   await Promise.all(
     Array.from({ length: opts.concurrency }, async () => {
-      while (performance.now() < deadline && (opts.maxPushes === undefined || next < opts.maxPushes)) {
+      while (performance.now() < deadline && !stop() && (opts.maxPushes === undefined || next < opts.maxPushes)) {
         await one(next++);
       }
     }),
