@@ -256,8 +256,11 @@ export class RowBuilder {
     // --- functions: hashed once per distinct string triple ---
     const fnIndex = indexOf(v.fnId);
     const tripleState = new Map<string, { state: Fnv64; name: string | undefined; sys: string | undefined; file: string | undefined }>();
+    // Names of distinct functions: each may become a dictionary row, so a long
+    // name shared by thousands of functions (a few bytes of pprof each) counts
+    // once per function.
     let symbolBytes = 0;
-    const symbolBudget = 4 * limits.maxProfileBytes;
+    const symbolBudget = 2 * limits.maxProfileBytes;
     const fnCache: (Fn | undefined)[] = new Array(v.fnId.length);
     const writeFn = (f: Fn): void => {
       if (this.written.functions.get(f.lo, f.hi) === todayDay) return;
@@ -281,14 +284,14 @@ export class RowBuilder {
       const fileIdx = v.fnFilename[i]!;
       const tkey = `${nameIdx},${sysIdx},${fileIdx}`;
       let t = tripleState.get(tkey);
+      const nameLen = strEnd[nameIdx]! - strStart[nameIdx]!;
+      const sysLen = strEnd[sysIdx]! - strStart[sysIdx]!;
+      const fileLen = strEnd[fileIdx]! - strStart[fileIdx]!;
+      symbolBytes += nameLen + sysLen + fileLen;
+      if (symbolBytes > symbolBudget) {
+        throw new HttpError(413, 'profile too large', `its functions' names add up to more than ${symbolBudget} bytes`);
+      }
       if (!t) {
-        const nameLen = strEnd[nameIdx]! - strStart[nameIdx]!;
-        const sysLen = strEnd[sysIdx]! - strStart[sysIdx]!;
-        const fileLen = strEnd[fileIdx]! - strStart[fileIdx]!;
-        symbolBytes += nameLen + sysLen + fileLen;
-        if (symbolBytes > symbolBudget) {
-          throw new HttpError(413, 'profile too large', `its functions' names add up to more than ${symbolBudget} bytes`);
-        }
         const max = limits.maxSymbolLength;
         const fast =
           nameLen <= max &&
