@@ -3,13 +3,13 @@
  * stored exactly once.
  *
  * Batching by rows. An INSERT on the embedded engine has a fixed cost of
- * milliseconds, and every INSERT makes a part per table that merges must
- * fold, so rows are grouped: a batch goes out when it holds minRows rows, or
- * when its oldest profile has waited maxDelayMs, on the first free insert
- * lane (several INSERTs run at once, each on its own chDB session). While
- * every lane is busy rows pile up, so batches grow with the load (up to
- * maxRows), which is what keeps the cost per profile falling as the rate
- * rises.
+ * 15-25 ms (a part in each of five tables), and every part is one more for
+ * merges to fold, so rows are grouped: a batch goes out on the first free
+ * insert lane (several INSERTs run at once, each on its own chDB session)
+ * when it holds minRows rows, when its oldest profile has waited maxDelayMs,
+ * or at once when no more pushes are being decoded (waiting would only add
+ * latency). While every lane is busy rows pile up, so batches grow with the
+ * load (up to maxRows): the cost per profile falls as the rate rises.
  *
  * Exactly once (see ingest/README.md):
  * - A batch is two statements: the dictionary rows (ReplacingMergeTree
@@ -57,6 +57,8 @@ export interface CommitOptions {
   onDictDropped: () => void;
   /** The dictionary generation now; rows built under an older one may lack entries. */
   generation: () => number;
+  /** Whether more pushes are being decoded: if none are, waiting for company only adds latency. */
+  moreComing?: () => boolean;
 }
 
 interface Waiter {
@@ -114,7 +116,7 @@ export class Committer {
     for (let i = 0; i < store.insertLanes; i++) this.free.push(i);
     this.minRows = opts.minRows ?? 50_000;
     this.maxRows = opts.maxRows ?? 400_000;
-    this.maxDelayMs = opts.maxDelayMs ?? 50;
+    this.maxDelayMs = opts.maxDelayMs ?? 200;
     this.keyWaitMs = opts.keyWaitMs ?? 5_000;
     this.wal = new Wal(opts.walDir);
   }
@@ -179,7 +181,8 @@ export class Committer {
   private schedule(): void {
     while (this.free.length > 0 && this.queue.length > 0) {
       const age = performance.now() - this.queue[0]!.since;
-      if (!this.draining && this.queuedRows < this.minRows && age < this.maxDelayMs) {
+      const wait = !this.draining && this.queuedRows < this.minRows && age < this.maxDelayMs && (this.opts.moreComing?.() ?? true);
+      if (wait) {
         this.timer ??= setTimeout(() => {
           this.timer = undefined;
           this.schedule();

@@ -35,7 +35,7 @@ export interface ServeOptions {
   /** Static web UI served at /; default build/ui when it exists. */
   uiDir?: string;
   limits?: Partial<Limits>;
-  /** Batching: the longest a profile waits for others to share its INSERT, ms (default 50). */
+  /** Batching: the longest a profile waits for others to share its INSERT, ms (default 200; sooner when no more pushes are being decoded). */
   batchDelayMs?: number;
   /** Batching: a batch goes out at once when it holds this many rows (default 50,000). */
   batchMinRows?: number;
@@ -107,6 +107,8 @@ const FLAGS: Record<string, { key: keyof ServeOptions; type: 'string' | 'number'
   '--ingest-workers': { key: 'ingestWorkers', type: 'number' },
   '--insert-lanes': { key: 'insertLanes', type: 'number' },
   '--ingest-log': { key: 'walDir', type: 'string' },
+  '--batch-delay-ms': { key: 'batchDelayMs', type: 'number' },
+  '--batch-min-rows': { key: 'batchMinRows', type: 'number' },
 };
 
 export const SERVE_USAGE = `kiln serve [options]: the ingest service, query API and web UI
@@ -124,7 +126,9 @@ export const SERVE_USAGE = `kiln serve [options]: the ingest service, query API 
   --ui-dir build/ui           the web UI to serve at /
   --ingest-workers N          threads decoding pushes (default: one per CPU)
   --insert-lanes 2            batch INSERTs that may run at once
-  --ingest-log DIR            write-ahead log of batches (default DATA/ingest-log)`;
+  --ingest-log DIR            write-ahead log of batches (default DATA/ingest-log)
+  --batch-delay-ms 200        the longest a push waits for others to share its INSERT
+  --batch-min-rows 50000      a batch goes out at once when it holds this many rows`;
 
 /**
  * `kiln serve` flags to ServeOptions: "--flag value" or "--flag=value".

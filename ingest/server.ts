@@ -74,6 +74,7 @@ export async function createServer(opts: ServeOptions = {}): Promise<KilnServer>
     log,
     onDictDropped: () => pool.bumpGeneration(),
     generation: () => pool.currentGeneration,
+    moreComing: () => pool.queued > 0,
   });
   if (ready) {
     const n = await committer.recover();
