@@ -18,6 +18,7 @@ import { envNumber, round1 } from '../kit/stats.js';
 
 const SECONDS = envNumber('KILN_BENCH_HTTP_SECONDS', 20);
 const CLIENTS = (process.env.KILN_BENCH_HTTP_CLIENTS ?? '32,256').split(',').map(Number);
+const FORMATS = (process.env.KILN_BENCH_HTTP_FORMATS ?? 'pprof,native').split(',') as ('pprof' | 'native')[];
 
 function log(msg: string): void {
   process.stderr.write(`[bench ingest-http] ${msg}\n`);
@@ -47,19 +48,19 @@ async function threadCpu(url: string): Promise<{ main: number; workers: number }
 
 export async function benchIngestHttp(): Promise<Record<string, number | string>> {
   const results: Record<string, number | string> = {};
-  for (const clients of CLIENTS) {
+  for (const format of FORMATS) for (const clients of CLIENTS) {
     const dir = mkdtempSync(join(tmpdir(), 'kiln-bench-http-'));
     const server = await startServe(dir, 0, process.env.KILN_BENCH_SERVE_ARGS ? process.env.KILN_BENCH_SERVE_ARGS.split(' ') : []);
     try {
       const pid = server.proc.pid!;
-      const load = spawnLoad({ url: server.url, concurrency: clients, seconds: SECONDS, pool: 200, keyPrefix: `bench-${clients}` });
+      const load = spawnLoad({ url: server.url, concurrency: clients, seconds: SECONDS, pool: 200, keyPrefix: `bench-${clients}`, format });
       await load.started;
       const p0 = procStats(pid);
       const t0 = await threadCpu(server.url).catch(() => ({ main: 0, workers: 0 }));
       const r = await load.done;
       const p1 = procStats(pid);
       const t1 = await threadCpu(server.url).catch(() => ({ main: 0, workers: 0 }));
-      const k = `c${clients}`;
+      const k = `${format}_c${clients}`;
       const n = Math.max(1, r.acknowledged);
       results[`${k}_profiles_per_s`] = round1(r.acknowledged / r.seconds);
       results[`${k}_samples_per_s`] = Math.round(r.samples / r.seconds);
@@ -72,7 +73,7 @@ export async function benchIngestHttp(): Promise<Record<string, number | string>
       results[`${k}_server_rss_mib`] = Math.round(p1.rssMiB);
       results[`${k}_failures`] = JSON.stringify(r.failures);
       log(
-        `${clients} clients: ${results[`${k}_profiles_per_s`]} profiles/s, ${results[`${k}_samples_per_s`]} samples/s, ` +
+        `${format}, ${clients} clients: ${results[`${k}_profiles_per_s`]} profiles/s, ${results[`${k}_samples_per_s`]} samples/s, ` +
           `push p50 ${results[`${k}_push_p50_ms`]} ms p99 ${results[`${k}_push_p99_ms`]} ms; server CPU ${results[`${k}_server_cpu_ms_per_profile`]} ms/profile ` +
           `(main ${results[`${k}_server_main_cpu_ms_per_profile`]}, workers ${results[`${k}_server_workers_cpu_ms_per_profile`]}), ` +
           `generator ${results[`${k}_loadgen_cpu_ms_per_profile`]} ms/profile, RSS ${results[`${k}_server_rss_mib`]} MiB, failures ${results[`${k}_failures`]}`,

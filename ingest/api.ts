@@ -283,7 +283,8 @@ export interface IngestResponse {
   labels: Record<string, string>;
   /** Profile start the samples are filed under, Unix ms. */
   time: number;
-  format: 'pprof' | 'folded';
+  /** native: Kiln's own upload form (profile/native.ts, Content-Type application/vnd.kiln.stacks). */
+  format: 'pprof' | 'folded' | 'native';
   /** Sum of sample counts stored. */
   samples: number;
   /** Rows written: distinct (stack, label set) pairs. */

@@ -21,10 +21,11 @@
  */
 
 import type { IngestResponse } from './api.js';
-import { Fnv64, dec64 } from './hash.js';
-import { functionIdOf, labelsIdOf, sortedLabels } from './ids.js';
+import { Fnv64, dec64 } from '../profile/hash.js';
+import { functionIdOf, labelsIdOf, sortedLabels } from '../profile/ids.js';
 import { HttpError, checkLabel, type Limits } from './limits.js';
 import type { PprofView } from './pprof-read.js';
+import { NATIVE_MAGIC } from '../profile/native.js';
 import { tsvEscape, tsvMap } from './tsv.js';
 import { SYNTHETIC } from '../profile/profile.js';
 
@@ -220,21 +221,10 @@ export class RowBuilder {
     const strEnd = v.strEnd;
 
     // --- time, period, duration ---
-    const startMs = input.timeMs ?? (v.timeNanos > 0n ? Number(v.timeNanos / 1_000_000n) : now);
-    // Stored to the second (kiln_samples.ts is a DateTime).
-    const ts = Math.floor(startMs / 1000) * 1000;
-    if (!Number.isFinite(ts) || ts < now - this.retentionDays * 86_400_000 || ts > now + 86_400_000) {
-      throw new HttpError(
-        400,
-        'bad time range',
-        `profile time ${isoOf(ts)} is outside the retention window (${this.retentionDays} days back, one day ahead); pass time= to re-time it`,
-      );
-    }
+    const ts = this.checkedTime(input.timeMs ?? (v.timeNanos > 0n ? Number(v.timeNanos / 1_000_000n) : now), now);
     const periodUnit = this.str(v, v.periodTypeUnit);
     const period = input.periodNs ?? (periodUnit === 'nanoseconds' ? v.period : 0);
     const duration = input.durationNs ?? v.durationNanos;
-    if (!(period >= 0 && period <= Number.MAX_SAFE_INTEGER)) throw new HttpError(400, 'bad period', `period ${period} is not a non-negative number of nanoseconds`);
-    if (!(duration >= 0 && duration <= Number.MAX_SAFE_INTEGER)) throw new HttpError(400, 'bad duration', `duration ${duration} is not a non-negative number of nanoseconds`);
 
     const todayDay = Math.floor(now / 86_400_000);
     const today = new Date(todayDay * 86_400_000).toISOString().slice(0, 10);
@@ -533,15 +523,217 @@ export class RowBuilder {
       total += count;
     }
 
-    const tsText = String(ts / 1000);
-    const poison = this.faults.poisonService !== undefined && this.faults.poisonService === service;
+    return this.finish(out, rows, { service, ts, period, duration, total, stacks: stacksSeen.size, newStacks, truncated }, input);
+  }
+
+  /** The rows of a profile in Kiln's native form (profile/native.ts); marks taken back on refusal as build() does. */
+  buildNative(text: string, input: RowsInput): Rows {
+    for (const t of DICT_TABLES) this.written[t].begin();
+    try {
+      const rows = this.buildNativeRows(text, input);
+      for (const t of DICT_TABLES) this.written[t].commit();
+      return rows;
+    } catch (e) {
+      for (const t of DICT_TABLES) this.written[t].rollback();
+      throw e;
+    }
+  }
+
+  private buildNativeRows(text: string, input: RowsInput): Rows {
+    const limits = this.limits;
+    const { service, now } = input;
+    const bad = (line: number, why: string): HttpError => new HttpError(400, 'malformed native profile', `line ${line}: ${why}`);
+    const lines = text.split('\n');
+    if (lines[0] !== NATIVE_MAGIC) throw bad(1, `expected "${NATIVE_MAGIC}"`);
+    const todayDay = Math.floor(now / 86_400_000);
+    const today = new Date(todayDay * 86_400_000).toISOString().slice(0, 10);
+    const svc = tsvEscape(service);
+    const out: Record<DictTable, string[]> = { functions: [], locations: [], stacks: [], labelsets: [] };
+    const series = Object.entries(input.series);
+    const labelIds: string[] = [];
+    const rows = new Map<string, { labels: string; stack: string; value: number }>();
+    const stacks = new Set<string>();
+    let period = 0;
+    let duration = 0;
+    let startMs = 0;
+    let truncated = 0;
+    let total = 0;
+    let newStacks = 0;
+    let frames = 0;
+    let labelBytes = 0;
+    let symbolBytes = 0;
+    let samples = 0;
+    const num = (x: string | undefined, line: number, what: string, max = Number.MAX_SAFE_INTEGER): number => {
+      const n = x !== undefined && x.length > 0 && x.length <= 16 && isDigits(x) ? Number(x) : NaN;
+      if (!(n >= 0 && n <= max)) throw bad(line, `${what} is not a whole number from 0 to ${max}`);
+      return n;
+    };
+    const id = (x: string | undefined, line: number, what: string): { lo: number; hi: number; dec: string } => {
+      if (x === undefined || x.length === 0 || x.length > 20 || !isDigits(x)) throw bad(line, `${what} is not a UInt64`);
+      const v = BigInt(x);
+      if (v > 0xffffffffffffffffn) throw bad(line, `${what} is not a UInt64`);
+      return { lo: Number(v & 0xffffffffn), hi: Number(v >> 32n), dec: v.toString() };
+    };
+    for (let i = 1; i < lines.length; i++) {
+      const line = lines[i]!;
+      if (line === '') continue;
+      const f = line.split('\t');
+      const n = i + 1;
+      switch (f[0]) {
+        case 'P': {
+          period = num(f[1], n, 'period');
+          duration = num(f[2], n, 'duration');
+          startMs = f[3] && f[3] !== '0' ? Math.floor(num(f[3].slice(0, -6) || '0', n, 'start')) : 0;
+          truncated = num(f[4] ?? '0', n, 'truncated stacks');
+          break;
+        }
+        case 'F': {
+          const fid = id(f[1], n, 'function id');
+          const name = unescapeField(f[2] ?? '');
+          const systemName = unescapeField(f[3] ?? '');
+          const filename = unescapeField(f[4] ?? '');
+          const startLine = num(f[5], n, 'start line', 0xffffffff);
+          if (name.length > limits.maxSymbolLength || systemName.length > limits.maxSymbolLength || filename.length > limits.maxSymbolLength) {
+            throw bad(n, `a symbol is longer than ${limits.maxSymbolLength} characters`);
+          }
+          symbolBytes += name.length + systemName.length + filename.length;
+          if (symbolBytes > 2 * limits.maxProfileBytes) throw new HttpError(413, 'profile too large', 'its functions are too long in all');
+          const want = functionIdOf({ name, systemName, filename, startLine });
+          if (want.dec !== fid.dec) throw bad(n, `function id ${fid.dec} is not the id of its fields (${want.dec})`);
+          if (this.written.functions.get(fid.lo, fid.hi) !== todayDay) {
+            this.written.functions.set(fid.lo, fid.hi, todayDay);
+            out.functions.push(`${fid.dec}\t${tsvEscape(name)}\t${tsvEscape(systemName)}\t${tsvEscape(filename)}\t${startLine}\t${today}`);
+          }
+          break;
+        }
+        case 'L': {
+          const lid = id(f[1], n, 'location id');
+          const fid = id(f[2], n, 'function id');
+          const ln = num(f[3], n, 'line', 0xffffffff);
+          const want = new Fnv64().u32(fid.lo).u32(fid.hi).u32(ln);
+          if (want.lo !== lid.lo || want.hi !== lid.hi) throw bad(n, `location id ${lid.dec} is not the id of its function and line`);
+          if (this.written.locations.get(lid.lo, lid.hi) !== todayDay) {
+            this.written.locations.set(lid.lo, lid.hi, todayDay);
+            out.locations.push(`${lid.dec}\t${fid.dec}\t${ln}\t${today}`);
+          }
+          break;
+        }
+        case 'S': {
+          const sid = id(f[1], n, 'stack id');
+          const locs = (f[2] ?? '').split(',');
+          if (locs.length > limits.maxStackDepth) throw bad(n, `a stack of ${locs.length} frames, more than the ${limits.maxStackDepth} allowed`);
+          frames += locs.length;
+          if (frames > limits.maxProfileFrames) throw new HttpError(413, 'profile too large', `more than ${limits.maxProfileFrames} frames in all its stacks`);
+          const h = new Fnv64();
+          const decs: string[] = new Array(locs.length);
+          for (let k = 0; k < locs.length; k++) {
+            const l = id(locs[k], n, 'location id');
+            h.u64(l.lo, l.hi);
+            decs[k] = l.dec;
+          }
+          if (h.lo !== sid.lo || h.hi !== sid.hi) throw bad(n, `stack id ${sid.dec} is not the id of its locations`);
+          if (this.written.stacks.get(sid.lo, sid.hi) !== todayDay) {
+            this.written.stacks.set(sid.lo, sid.hi, todayDay);
+            newStacks++;
+            out.stacks.push(`${sid.dec}\t[${decs.join(',')}]\t${today}`);
+          }
+          break;
+        }
+        case 'X': {
+          const set = num(f[1], n, 'label set number');
+          if (set !== labelIds.length) throw bad(n, 'label sets are numbered 0, 1, 2, ... in order');
+          if ((f.length - 2) % 2 !== 0) throw bad(n, 'labels come in name/value pairs');
+          if ((f.length - 2) / 2 > limits.maxSampleLabels) throw new HttpError(400, 'too many labels', `a sample has more than ${limits.maxSampleLabels} labels, the limit`);
+          const labels = new Map<string, string>();
+          for (let k = 2; k < f.length; k += 2) {
+            const name = unescapeField(f[k]!);
+            const value = unescapeField(f[k + 1]!);
+            checkLabel(name, value, limits, 'sample label');
+            labels.set(name, value);
+          }
+          for (const [k, v] of series) labels.set(k, v);
+          const sorted = sortedLabels(labels);
+          for (const [k, v] of sorted) labelBytes += k.length + v.length;
+          if (labelBytes > limits.maxProfileBytes) throw new HttpError(413, 'profile too large', 'its label sets are too long in all');
+          const lid = labelsIdOf(service, sorted);
+          if (this.written.labelsets.get(lid.lo, lid.hi) !== todayDay) {
+            this.written.labelsets.set(lid.lo, lid.hi, todayDay);
+            out.labelsets.push(`${svc}\t${lid.dec}\t${tsvMap(sorted)}\t${today}`);
+          }
+          labelIds.push(lid.dec);
+          break;
+        }
+        case 'C': {
+          if (++samples > limits.maxSamples) throw new HttpError(400, 'too many samples', `more than ${limits.maxSamples} samples, the limit`);
+          const sid = id(f[1], n, 'stack id');
+          const set = num(f[2], n, 'label set number');
+          const labels = labelIds[set];
+          if (labels === undefined) throw bad(n, `label set ${set} is not defined before it is used`);
+          const count = num(f[3], n, 'count', 0xffffffff);
+          if (count === 0) continue;
+          stacks.add(sid.dec);
+          const key = `${labels}:${sid.dec}`;
+          const row = rows.get(key);
+          if (row) {
+            row.value += count;
+            if (row.value > 0xffffffff) throw new HttpError(400, 'bad sample value', 'one stack counts more than 4294967295 samples');
+          } else rows.set(key, { labels, stack: sid.dec, value: count });
+          total += count;
+          break;
+        }
+        default:
+          throw bad(n, `unknown record ${JSON.stringify((f[0] ?? '').slice(0, 10))}`);
+      }
+    }
+    const ts = this.checkedTime(input.timeMs ?? (startMs > 0 ? startMs : now), now);
+    return this.finish(
+      out,
+      rows,
+      {
+        service,
+        ts,
+        period: input.periodNs ?? period,
+        duration: input.durationNs ?? duration,
+        total,
+        stacks: stacks.size,
+        newStacks,
+        truncated,
+      },
+      input,
+    );
+  }
+
+  /** Stored to the second (kiln_samples.ts is a DateTime), within the retention window. */
+  private checkedTime(startMs: number, now: number): number {
+    const ts = Math.floor(startMs / 1000) * 1000;
+    if (!Number.isFinite(ts) || ts < now - this.retentionDays * 86_400_000 || ts > now + 86_400_000) {
+      throw new HttpError(
+        400,
+        'bad time range',
+        `profile time ${isoOf(ts)} is outside the retention window (${this.retentionDays} days back, one day ahead); pass time= to re-time it`,
+      );
+    }
+    return ts;
+  }
+
+  /** kiln_ingest rows (samples, then the profile row with its key) and the dictionary rows, as Rows. */
+  private finish(
+    out: Record<DictTable, string[]>,
+    rows: Map<string, { labels: string; stack: string; value: number }>,
+    p: { service: string; ts: number; period: number; duration: number; total: number; stacks: number; newStacks: number; truncated: number },
+    input: RowsInput,
+  ): Rows {
+    if (!(p.period >= 0 && p.period <= Number.MAX_SAFE_INTEGER)) throw new HttpError(400, 'bad period', `period ${p.period} is not a non-negative number of nanoseconds`);
+    if (!(p.duration >= 0 && p.duration <= Number.MAX_SAFE_INTEGER)) throw new HttpError(400, 'bad duration', `duration ${p.duration} is not a non-negative number of nanoseconds`);
+    const svc = tsvEscape(p.service);
+    const tsText = String(p.ts / 1000);
+    const poison = this.faults.poisonService !== undefined && this.faults.poisonService === p.service;
     let data = '';
     for (const r of rows.values()) data += `0\t${svc}\t${poison ? 'poison' : tsText}\t${r.labels}\t${r.stack}\t${r.value}\n`;
-    const seriesSorted = series.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+    const seriesSorted = Object.entries(input.series).sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
     data +=
-      `1\t${svc}\t${tsText}\t0\t0\t0\t${tsvMap(seriesSorted)}\t${Math.round(duration)}\t${Math.round(period)}\t` +
-      `${total}\t${rows.size}\t${tsvEscape(input.source)}\t${input.key}\n`;
-
+      `1\t${svc}\t${tsText}\t0\t0\t0\t${tsvMap(seriesSorted)}\t${Math.round(p.duration)}\t${Math.round(p.period)}\t` +
+      `${p.total}\t${rows.size}\t${tsvEscape(input.source)}\t${input.key}\n`;
     const dict = {} as Record<DictTable, string>;
     let dictRows = 0;
     for (const t of DICT_TABLES) {
@@ -554,15 +746,15 @@ export class RowBuilder {
       dict,
       dictRows,
       response: {
-        service,
+        service: p.service,
         labels: input.series,
-        time: ts,
+        time: p.ts,
         format: input.format,
-        samples: total,
+        samples: p.total,
         rows: rows.size,
-        stacks: stacksSeen.size,
-        newStacks,
-        truncatedStacks: truncated,
+        stacks: p.stacks,
+        newStacks: p.newStacks,
+        truncatedStacks: p.truncated,
       },
     };
   }
@@ -620,6 +812,30 @@ export class RowBuilder {
     if (a === b) return '';
     return dec.decode(v.buf.subarray(a, b));
   }
+}
+
+function isDigits(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 48 || c > 57) return false;
+  }
+  return true;
+}
+
+const UNESCAPES: Record<string, string> = { t: '\t', n: '\n', r: '\r', '0': '\0', '\\': '\\' };
+
+/** TabSeparated unescaping, one pass. */
+export function unescapeField(s: string): string {
+  if (!s.includes('\\')) return s;
+  let out = '';
+  for (let i = 0; i < s.length; i++) {
+    const c = s[i]!;
+    if (c === '\\' && i + 1 < s.length) {
+      const next = s[++i]!;
+      out += UNESCAPES[next] ?? next;
+    } else out += c;
+  }
+  return out;
 }
 
 function isAscii(buf: Uint8Array, a: number, b: number): boolean {

@@ -18,7 +18,7 @@ import { gunzipSync } from 'node:zlib';
 import { HttpError, type Limits } from './limits.js';
 import { parseFolded } from './pyroscope.js';
 import { readPprof } from './pprof-read.js';
-import { DICT_TABLES, RowBuilder, type DictTable, type Faults, type RowsInput } from './rows.js';
+import { DICT_TABLES, RowBuilder, type DictTable, type Faults, type Rows, type RowsInput } from './rows.js';
 import { toPprof } from '../profile/pprof.js';
 
 export interface WorkerConfig {
@@ -34,8 +34,8 @@ export interface Task {
   body: Uint8Array;
   /** Content-Encoding of the request. */
   contentEncoding: 'gzip' | 'identity';
-  /** auto: pprof if the body looks binary, else folded (Pyroscope's /ingest without format=). */
-  format: 'pprof' | 'folded' | 'auto';
+  /** auto: pprof if the body looks binary, else folded (Pyroscope's /ingest without format=). native: profile/native.ts. */
+  format: 'pprof' | 'folded' | 'native' | 'auto';
   input: Omit<RowsInput, 'key' | 'now' | 'format'>;
   /** The client's Idempotency-Key header, if any. */
   keyHeader?: string;
@@ -143,6 +143,10 @@ export function runTask(builder: RowBuilder, task: Task, limits: Limits, generat
           task.body,
         ]);
   const raw = inflate(task.body, task.contentEncoding, limits);
+  if (task.format === 'native') {
+    const rows = builder.buildNative(new TextDecoder().decode(raw), { ...input, format: 'native', key, now: Date.now() });
+    return built(task.id, rows, key, generation);
+  }
   const format = task.format === 'auto' ? (looksLikePprof(raw) ? 'pprof' : 'folded') : task.format;
   let pprof: Uint8Array = raw;
   if (format === 'folded') {
@@ -159,19 +163,13 @@ export function runTask(builder: RowBuilder, task: Task, limits: Limits, generat
     key,
     now: Date.now(),
   });
+  return built(task.id, rows, key, generation);
+}
+
+function built(id: number, rows: Rows, key: string, generation: number): Built {
   const dict = {} as Record<DictTable, Uint8Array>;
   for (const t of DICT_TABLES) dict[t] = enc.encode(rows.dict[t]);
-  return {
-    id: task.id,
-    ok: true,
-    data: enc.encode(rows.data),
-    dataRows: rows.dataRows,
-    dict,
-    dictRows: rows.dictRows,
-    key,
-    generation,
-    response: rows.response,
-  };
+  return { id, ok: true, data: enc.encode(rows.data), dataRows: rows.dataRows, dict, dictRows: rows.dictRows, key, generation, response: rows.response };
 }
 
 /** This thread's CPU time (user + system), ms: /proc/thread-self is the calling thread's /proc entry. */

@@ -3,9 +3,10 @@
  * deep sharing root prefixes, Zipf-weighted, 500-sample profiles from every
  * host. Shared by bench/ingest.ts, bench/ui.ts and the UI tests.
  */
-import type { Id64 } from '../ingest/hash.js';
-import { functionIdOf, labelsIdOf, locationIdOf, mergedLabels, stackIdOf } from '../ingest/ids.js';
+import type { Id64 } from '../profile/hash.js';
+import { functionIdOf, labelsIdOf, locationIdOf, mergedLabels, stackIdOf } from '../profile/ids.js';
 import type { ServeHandle } from '../ingest/serve.js';
+import { NATIVE_CONTENT_TYPE, NativeEncoder } from '../profile/native.js';
 import { encodePprof } from '../profile/pprof.js';
 import type { Frame, Profile } from '../profile/profile.js';
 import { envNumber } from './stats.js';
@@ -252,6 +253,8 @@ export interface AgentPush {
   /** Query-string labels, as agent/agent.ts sends them. */
   labels: Record<string, string>;
   body: Uint8Array;
+  /** Content-Type of the body: pprof, or Kiln's native form (profile/native.ts). */
+  contentType: string;
   samples: number;
 }
 
@@ -259,7 +262,12 @@ export interface AgentPush {
  * `count` distinct agent pushes from `services` services (one host per push,
  * each a different draw of the service's stacks), stamped `startNs`.
  */
-export async function agentPushes(count: number, opts: { services?: number; startNs?: bigint } = {}): Promise<AgentPush[]> {
+export async function agentPushes(
+  count: number,
+  opts: { services?: number; startNs?: bigint; format?: 'pprof' | 'native' } = {},
+): Promise<AgentPush[]> {
+  // Native bodies as agents would send them: each dictionary entry once (the first push that needs it), then ids only.
+  const encoder = new NativeEncoder();
   const nServices = opts.services ?? 5;
   const hosts = Array.from({ length: count }, (_, i) => `host-${String(i).padStart(5, '0')}`);
   const services = Array.from({ length: nServices }, (_, s) =>
@@ -275,10 +283,12 @@ export async function agentPushes(count: number, opts: { services?: number; star
     const host = hosts[i]!;
     const rows = svc.templates[Math.floor(i / nServices) % TEMPLATES]!.map(unpack);
     const profile = profileFromRows(svc, host, rows, opts.startNs ?? 0n);
+    const native = opts.format === 'native';
     out.push({
       service: svc.name,
       labels: { host, pid: String(1000 + hostIndex(host)), python_version: '3.11.9' },
-      body: new Uint8Array(await encodePprof(profile)),
+      body: native ? new TextEncoder().encode(encoder.encode(profile)) : new Uint8Array(await encodePprof(profile)),
+      contentType: native ? NATIVE_CONTENT_TYPE : 'application/octet-stream',
       samples: rows.reduce((a, r) => a + r.count, 0),
     });
   }

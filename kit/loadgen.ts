@@ -32,6 +32,8 @@ export interface LoadOptions {
   keyPrefix: string;
   /** Report every acknowledged key (for exactly-once checks). */
   recordKeys?: boolean;
+  /** Body form (default pprof). */
+  format?: 'pprof' | 'native';
 }
 
 export interface LoadResult {
@@ -77,7 +79,7 @@ export async function runLoad(opts: LoadOptions, bodies: AgentPush[], onStart?: 
       `/api/v1/profiles?service=${b.service}&host=${host}&pid=${1000 + (n % 7)}&python_version=3.11.9` + `&time=${Date.now()}`;
     const key = `${opts.keyPrefix}-${n}`;
     const headers: http.OutgoingHttpHeaders = {
-      'content-type': 'application/octet-stream',
+      'content-type': b.contentType,
       'content-length': b.body.length,
       'idempotency-key': key,
     };
@@ -170,7 +172,7 @@ export function spawnLoad(opts: LoadOptions): SpawnedLoad {
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const opts = JSON.parse(process.argv[2] ?? '{}') as LoadOptions;
-  const bodies = await agentPushes(opts.pool, { startNs: BigInt(Date.now()) * 1_000_000n });
+  const bodies = await agentPushes(opts.pool, { startNs: BigInt(Date.now()) * 1_000_000n, format: opts.format ?? 'pprof' });
   const result = await runLoad(opts, bodies, () => process.stdout.write('start\n'));
   process.stdout.write(`${JSON.stringify(result)}\n`);
 }

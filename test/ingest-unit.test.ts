@@ -5,7 +5,7 @@
  */
 
 import { describe, expect, it } from 'vitest';
-import { Fnv64, fnv1a64, idFromDec } from '../ingest/hash.js';
+import { Fnv64, fnv1a64, idFromDec } from '../profile/hash.js';
 import { DEFAULT_LIMITS, HttpError } from '../ingest/limits.js';
 import { inflate } from '../ingest/worker.js';
 import { parseAppName, parseFolded } from '../ingest/pyroscope.js';

@@ -15,6 +15,7 @@ import type { WorkerPool } from '../workers.js';
 import type { Auth } from './auth.js';
 import { contentEncodingOf, isMultipart, multipartProfile, readBody } from './body.js';
 import { one, queryOf } from './params.js';
+import { NATIVE_CONTENT_TYPE } from '../../profile/native.js';
 
 /** The latest time a DateTime column holds (2106-02-07); pushes past it are refused, not wrapped. */
 const MAX_STORABLE_MS = 0xffffffff * 1000;
@@ -47,10 +48,11 @@ export function ingestRoutes(deps: IngestDeps): express.Router {
     }
     const timeText = one(query, 'time');
     const timeMs = storableTime(parseTime(timeText, Date.now(), 'time'), 'time');
+    const native = (req.headers['content-type'] ?? '').trimStart().toLowerCase().startsWith(NATIVE_CONTENT_TYPE);
     const task = {
       contentEncoding: contentEncodingOf(req),
-      format: 'pprof' as const,
-      input: { service, series, timeMs, source: 'pprof' },
+      format: native ? ('native' as const) : ('pprof' as const),
+      input: { service, series, timeMs, source: native ? 'native' : 'pprof' },
       keyHeader: keyHeaderOf(req),
       timeText,
     };

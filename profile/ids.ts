@@ -4,7 +4,7 @@
  * Kiln processes (and the bench's bulk loader) agree on them without
  * coordination. Changing any of these changes every id in the store.
  *
- * The ingest hot path (rows.ts) computes the same hashes straight from pprof
+ * The ingest hot path (ingest/rows.ts) computes the same hashes straight from pprof
  * bytes; test/ingest-rows.test.ts checks it against these definitions.
  */
 
