@@ -177,6 +177,8 @@ class DecimalCache {
 export class RowBuilder {
   private readonly written: Record<DictTable, WrittenDays>;
   private readonly decs = new DecimalCache(500_000);
+  /** Decimal id text -> its halves, for the native form. */
+  private readonly parsedIds = new Map<string, { lo: number; hi: number; dec: string }>();
   constructor(
     private readonly limits: Limits,
     private readonly retentionDays: number,
@@ -568,11 +570,19 @@ export class RowBuilder {
       if (!(n >= 0 && n <= max)) throw bad(line, `${what} is not a whole number from 0 to ${max}`);
       return n;
     };
+    const parsed = this.parsedIds;
     const id = (x: string | undefined, line: number, what: string): { lo: number; hi: number; dec: string } => {
-      if (x === undefined || x.length === 0 || x.length > 20 || !isDigits(x)) throw bad(line, `${what} is not a UInt64`);
+      if (x === undefined) throw bad(line, `${what} is missing`);
+      // The same ids come back in every profile: parse each once.
+      const known = parsed.get(x);
+      if (known) return known;
+      if (x.length === 0 || x.length > 20 || !isDigits(x) || (x.length > 1 && x[0] === '0')) throw bad(line, `${what} is not a UInt64`);
       const v = BigInt(x);
       if (v > 0xffffffffffffffffn) throw bad(line, `${what} is not a UInt64`);
-      return { lo: Number(v & 0xffffffffn), hi: Number(v >> 32n), dec: v.toString() };
+      const out = { lo: Number(v & 0xffffffffn), hi: Number(v >> 32n), dec: x };
+      if (parsed.size > 1_000_000) parsed.clear();
+      parsed.set(x, out);
+      return out;
     };
     for (let i = 1; i < lines.length; i++) {
       const line = lines[i]!;

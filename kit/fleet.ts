@@ -264,10 +264,10 @@ export interface AgentPush {
  */
 export async function agentPushes(
   count: number,
-  opts: { services?: number; startNs?: bigint; format?: 'pprof' | 'native' } = {},
+  opts: { services?: number; startNs?: bigint; format?: 'pprof' | 'native'; encoder?: NativeEncoder } = {},
 ): Promise<AgentPush[]> {
   // Native bodies as agents would send them: each dictionary entry once (the first push that needs it), then ids only.
-  const encoder = new NativeEncoder();
+  const encoder = opts.encoder ?? new NativeEncoder();
   const nServices = opts.services ?? 5;
   const hosts = Array.from({ length: count }, (_, i) => `host-${String(i).padStart(5, '0')}`);
   const services = Array.from({ length: nServices }, (_, s) =>
@@ -293,4 +293,12 @@ export async function agentPushes(
     });
   }
   return out;
+}
+
+/** The same pushes in native form twice over one encoder: the first round carries the dictionary, the second ids only. */
+export async function agentPushesTwice(count: number, startNs: bigint): Promise<[AgentPush[], AgentPush[]]> {
+  const encoder = new NativeEncoder();
+  const first = await agentPushes(count, { startNs, format: 'native', encoder });
+  const steady = await agentPushes(count, { startNs, format: 'native', encoder });
+  return [first, steady];
 }

@@ -13,7 +13,7 @@
 import { spawn } from 'node:child_process';
 import http from 'node:http';
 import { fileURLToPath } from 'node:url';
-import { agentPushes, type AgentPush } from './fleet.js';
+import { agentPushes, agentPushesTwice, type AgentPush } from './fleet.js';
 
 export interface LoadOptions {
   url: string;
@@ -170,9 +170,23 @@ export function spawnLoad(opts: LoadOptions): SpawnedLoad {
   return { started, done, kill: () => child.kill('SIGKILL') };
 }
 
+/**
+ * The pushes to cycle through. Native bodies are a fleet's steady state: the
+ * agents sent their dictionary entries once already (warm-up, here: one
+ * untimed round of the first encoding), so the timed pushes carry ids and
+ * counts only, as they would for the rest of the day.
+ */
+export async function loadBodies(opts: LoadOptions): Promise<AgentPush[]> {
+  const startNs = BigInt(Date.now()) * 1_000_000n;
+  if (opts.format !== 'native') return agentPushes(opts.pool, { startNs });
+  const [first, steady] = await agentPushesTwice(opts.pool, startNs);
+  await runLoad({ ...opts, seconds: 600, maxPushes: first.length, keyPrefix: `${opts.keyPrefix}-warmup`, recordKeys: false }, first);
+  return steady;
+}
+
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const opts = JSON.parse(process.argv[2] ?? '{}') as LoadOptions;
-  const bodies = await agentPushes(opts.pool, { startNs: BigInt(Date.now()) * 1_000_000n, format: opts.format ?? 'pprof' });
+  const bodies = await loadBodies(opts);
   const result = await runLoad(opts, bodies, () => process.stdout.write('start\n'));
   process.stdout.write(`${JSON.stringify(result)}\n`);
 }
