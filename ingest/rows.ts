@@ -204,9 +204,13 @@ export class RowBuilder {
    * never reach the store, and the next profile must write them.
    */
   build(v: PprofView, input: RowsInput): Rows {
+    return this.journaled(() => this.buildRows(v, input));
+  }
+
+  private journaled(fn: () => Rows): Rows {
     for (const t of DICT_TABLES) this.written[t].begin();
     try {
-      const rows = this.buildRows(v, input);
+      const rows = fn();
       for (const t of DICT_TABLES) this.written[t].commit();
       return rows;
     } catch (e) {
@@ -530,15 +534,7 @@ export class RowBuilder {
 
   /** The rows of a profile in Kiln's native form (profile/native.ts); marks taken back on refusal as build() does. */
   buildNative(text: string, input: RowsInput): Rows {
-    for (const t of DICT_TABLES) this.written[t].begin();
-    try {
-      const rows = this.buildNativeRows(text, input);
-      for (const t of DICT_TABLES) this.written[t].commit();
-      return rows;
-    } catch (e) {
-      for (const t of DICT_TABLES) this.written[t].rollback();
-      throw e;
-    }
+    return this.journaled(() => this.buildNativeRows(text, input));
   }
 
   private buildNativeRows(text: string, input: RowsInput): Rows {
