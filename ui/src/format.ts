@@ -68,11 +68,15 @@ const BYTE_UNITS: [string, number][] = [
   ['KiB', 2 ** 10],
 ];
 
+/** `units` largest first, each bigger than the next; below the last, `base`. */
 function scaled(v: number, units: [string, number][], base: string): string {
   const a = Math.abs(v);
-  // Decided on the rounded figure, so 999.7 ms prints as "1 s", not "1000 ms".
-  for (const [name, size] of units) if (Number(short(a / size)) >= 1) return `${short(v / size)} ${name}`;
-  return `${short(v)} ${base}`;
+  let i = units.findIndex(([, size]) => a >= size);
+  if (i < 0) i = units.length;
+  const size = (k: number): number => (k < units.length ? units[k]![1] : 1);
+  // Rounding can reach the next unit (999.7 ms is "1000 ms"): then say it in that unit ("1 s").
+  if (i > 0 && Number(short(a / size(i))) * size(i) >= size(i - 1)) i--;
+  return `${short(v / size(i))} ${i < units.length ? units[i]![0] : base}`;
 }
 
 /** A value without its noun, for axes and the left side of "base A → comparison B": "1,234", "1.5 s", "12 MiB". */
