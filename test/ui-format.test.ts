@@ -96,5 +96,7 @@ describe('measures of Pyroscope profile types', () => {
     expect(measureOfType('')).toEqual({ unit: 'count', noun: 'samples' });
     expect(measureOfType('cpu')).toEqual({ unit: 'count', noun: 'CPU time' });
     expect(measureOfType('x:y:parsecs')).toEqual({ unit: 'count', noun: 'y' });
+    expect(measureOfType('x:constructor:count')).toEqual({ unit: 'count', noun: 'constructor' });
+    expect(measureOfType('x:__proto__:bytes')).toEqual({ unit: 'bytes', noun: '  proto  ' });
   });
 });

@@ -18,6 +18,17 @@ export interface Measure {
 /** Kiln's values until the API has profile types: samples of CPU time, one per period. */
 export const CPU_SAMPLES: Measure = { unit: 'count', noun: 'samples' };
 
+/** Nouns for the sample types Pyroscope's clients send; others are spelled from their name. */
+const NOUNS: Record<string, string> = {
+  cpu: 'CPU time',
+  wall: 'wall time',
+  samples: 'samples',
+  alloc_space: 'allocated bytes',
+  inuse_space: 'in-use bytes',
+  alloc_objects: 'allocated objects',
+  inuse_objects: 'in-use objects',
+};
+
 /**
  * The measure of a Pyroscope profile type ID (name:sample_type:sample_unit:period_type:period_unit,
  * e.g. process_cpu:cpu:nanoseconds:cpu:nanoseconds, memory:inuse_space:bytes:space:bytes):
@@ -27,16 +38,8 @@ export function measureOfType(id: string): Measure {
   const [name = '', sampleType = '', sampleUnit = ''] = id.split(':');
   const unit: Unit = sampleUnit === 'nanoseconds' ? 'nanoseconds' : sampleUnit === 'bytes' ? 'bytes' : 'count';
   const what = sampleType || name;
-  const known: Record<string, string> = {
-    cpu: 'CPU time',
-    wall: 'wall time',
-    samples: 'samples',
-    alloc_space: 'allocated bytes',
-    inuse_space: 'in-use bytes',
-    alloc_objects: 'allocated objects',
-    inuse_objects: 'in-use objects',
-  };
-  return { unit, noun: known[what] ?? (what.replace(/_/g, ' ') || 'samples') };
+  // hasOwn: a type named after an Object.prototype key ("constructor") is spelled, not looked up.
+  return { unit, noun: Object.hasOwn(NOUNS, what) ? NOUNS[what]! : what.replace(/_/g, ' ') || 'samples' };
 }
 
 const int = new Intl.NumberFormat('en-US', { maximumFractionDigits: 0 });

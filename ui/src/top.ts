@@ -49,22 +49,22 @@ export function diffRows(base: TopResponse, comp: TopResponse): DiffRow[] {
 interface Column<R> {
   key: SortKey;
   label: string;
-  /** Header tooltip; NOUN is the measure's ("samples", "CPU time"). */
-  title: string;
+  /** Header tooltip, in the words of what the values measure. */
+  title(m: Measure): string;
   value(r: R): number;
   text(r: R): string;
 }
 
 const SINGLE: Column<TopEntry>[] = [
-  { key: 'self', label: 'Self', title: 'NOUN with the function on top of the stack', value: (r) => r.self, text: (r) => percent(r.selfShare) },
-  { key: 'total', label: 'Total', title: 'NOUN with the function anywhere on the stack', value: (r) => r.total, text: (r) => percent(r.totalShare) },
+  { key: 'self', label: 'Self', title: (m) => `${m.noun} with the function on top of the stack`, value: (r) => r.self, text: (r) => percent(r.selfShare) },
+  { key: 'total', label: 'Total', title: (m) => `${m.noun} with the function anywhere on the stack`, value: (r) => r.total, text: (r) => percent(r.totalShare) },
 ];
 
 const DIFF: Column<DiffRow>[] = [
-  { key: 'base', label: 'Base', title: 'total share in the base', value: (r) => r.baseTotalShare, text: (r) => percent(r.baseTotalShare) },
-  { key: 'comparison', label: 'Comp.', title: 'total share in the comparison', value: (r) => r.compTotalShare, text: (r) => percent(r.compTotalShare) },
-  { key: 'dself', label: 'Δ self', title: 'change in self share, percentage points', value: (r) => r.dself, text: (r) => pp(r.dself) },
-  { key: 'dtotal', label: 'Δ total', title: 'change in total share, percentage points', value: (r) => r.dtotal, text: (r) => pp(r.dtotal) },
+  { key: 'base', label: 'Base', title: () => 'total share in the base', value: (r) => r.baseTotalShare, text: (r) => percent(r.baseTotalShare) },
+  { key: 'comparison', label: 'Comp.', title: () => 'total share in the comparison', value: (r) => r.compTotalShare, text: (r) => percent(r.compTotalShare) },
+  { key: 'dself', label: 'Δ self', title: () => 'change in self share, percentage points', value: (r) => r.dself, text: (r) => pp(r.dself) },
+  { key: 'dtotal', label: 'Δ total', title: () => 'change in total share, percentage points', value: (r) => r.dtotal, text: (r) => pp(r.dtotal) },
 ];
 
 /** Rows drawn at most: past a few hundred the table is for the filter box, not for scrolling. */
@@ -159,7 +159,7 @@ export class TopTable {
       const b = document.createElement('button');
       b.type = 'button';
       b.textContent = label;
-      b.title = `${title.replace('NOUN', this.measure.noun)}; click to sort`;
+      b.title = `${title}; click to sort`;
       b.dataset.sort = key;
       const active = key === this.sort;
       cell.setAttribute('aria-sort', active ? (this.order === 'asc' ? 'ascending' : 'descending') : 'none');
@@ -172,7 +172,7 @@ export class TopTable {
       head.append(cell);
     };
     th('name', 'Function', 'function name and file', false);
-    for (const c of cols) th(c.key, c.label, c.title, true);
+    for (const c of cols) th(c.key, c.label, c.title(this.measure), true);
 
     const body = this.table.createTBody();
     for (const r of sorted.slice(0, MAX_ROWS)) {
