@@ -1,13 +1,15 @@
 /**
  * TypeScript mirror of bpf/kiln.h: constants, struct layouts and their
  * encoders/decoders. test/abi.test.ts compiles kiln.h and checks every size
- * and offset listed in STRUCTS against the C compiler.
+ * and offset listed in STRUCTS against the C compiler. Like the header, it
+ * knows nothing of CPython: unwinder/kernel-layout.ts says what to put here.
  */
-import type { PyLayout } from '../unwinder/layout.js';
 
 export const KILN_MAX_DEPTH = 4096;
 export const KILN_CHUNK_FRAMES = 64;
 export const KILN_READ_WINDOW = 256;
+export const KILN_CODE_IDENT_INTS = 2;
+export const KILN_CODE_IDENT_PTRS = 4;
 
 export const KILN_F_TRUNCATED = 1 << 0;
 export const KILN_F_NO_TSTATE = 1 << 1;
@@ -27,6 +29,7 @@ export const STAT_NAMES = [
   'read_errors',
   'tstate_walks',
   'frames',
+  'not_code',
 ] as const;
 export type StatName = (typeof STAT_NAMES)[number];
 export type KernelStats = Record<StatName, number>;
@@ -49,7 +52,7 @@ const u64 = (offset: number): Field => ({ offset, type: 'u64' });
 
 export const STRUCTS = {
   kiln_py_layout: {
-    size: 48,
+    size: 56,
     fields: {
       runtime_interpreters_head: s16(0),
       interp_next: s16(2),
@@ -64,19 +67,20 @@ export const STRUCTS = {
       frame_lasti: s16(20),
       frame_owner: s16(22),
       code_adaptive: s16(24),
-      code_firstlineno: s16(26),
-      code_argcount: s16(28),
-      frame_read_size: u16(30),
-      code_read_size: u16(32),
-      lasti_is_pointer: u8(34),
-      owner_cstack: u8(35),
-      match_native_tid: u8(36),
-      code_tag_mask: u64(40),
+      object_type: s16(26),
+      code_ident_int: s16(28),
+      code_ident_ptr: s16(32),
+      frame_read_size: u16(40),
+      code_read_size: u16(42),
+      lasti_is_pointer: u8(44),
+      owner_cstack: u8(45),
+      match_native_tid: u8(46),
+      code_tag_mask: u64(48),
     },
   },
   kiln_proc: {
-    size: 56,
-    fields: { runtime: u64(0), layout: { offset: 8, type: 'struct' } },
+    size: 72,
+    fields: { runtime: u64(0), code_type: u64(8), layout: { offset: 16, type: 'struct' } },
   },
   kiln_frame: {
     size: 16,
@@ -105,8 +109,44 @@ export const STRUCTS = {
 
 const L = STRUCTS.kiln_py_layout.fields;
 
-export function fingerprint(firstLineNo: number, argCount: number): number {
-  return ((firstLineNo & 0xffffff) | (argCount << 24)) >>> 0;
+/**
+ * struct kiln_py_layout in TypeScript terms: where the walker finds each
+ * thing, in bytes, -1 where the build has no such field.
+ */
+export interface KernelLayout {
+  runtimeInterpretersHead: number;
+  interpNext: number;
+  interpThreadsHead: number;
+  tstateNext: number;
+  tstateNativeThreadId: number;
+  tstateThreadId: number;
+  tstateFrame: number;
+  /** -1: tstateFrame points at the frame itself */
+  cframeCurrentFrame: number;
+  frameBack: number;
+  frameCode: number;
+  frameLasti: number;
+  frameOwner: number;
+  codeAdaptive: number;
+  objectType: number;
+  /** offsets of the 32-bit fields of a code object's identity (at most KILN_CODE_IDENT_INTS) */
+  codeIdentInts: number[];
+  /** offsets of the pointer fields of a code object's identity (at most KILN_CODE_IDENT_PTRS) */
+  codeIdentPtrs: number[];
+  lastiIsPointer: boolean;
+  /** owner value from which frames are shims, skipped; null when none */
+  ownerCStack: number | null;
+  /** match native_thread_id to the tid (else thread_id to the fs base) */
+  matchNativeTid: boolean;
+  codeTagMask: number;
+}
+
+/** struct kiln_proc: a process to walk. */
+export interface KernelProc {
+  runtime: bigint;
+  /** address of the process's PyCode_Type */
+  codeType: bigint;
+  layout: KernelLayout;
 }
 
 /** Bytes of an object to read so that `offsets` (each followed by `width` bytes) are covered. */
@@ -116,35 +156,69 @@ function readSize(offsets: number[], width: number): number {
   return size;
 }
 
-/** struct kiln_proc for a process whose _PyRuntime is at `runtime`. */
-export function encodeProc(runtime: bigint, layout: PyLayout): Buffer {
+/** The identity fields padded to their fixed count with -1 (absent). */
+function identFields(offsets: number[], count: number, what: string): number[] {
+  if (offsets.length > count) throw new Error(`${offsets.length} ${what} identity fields, the kernel takes ${count}`);
+  return [...offsets, ...Array<number>(count - offsets.length).fill(-1)];
+}
+
+/** Bytes of a code object the kernel reads: every field it hashes or checks. */
+export function codeReadSize(l: KernelLayout): number {
+  return Math.max(readSize([l.objectType, ...l.codeIdentPtrs], 8), readSize(l.codeIdentInts, 4));
+}
+
+export function encodeProc(proc: KernelProc): Buffer {
   const b = Buffer.alloc(STRUCTS.kiln_proc.size);
-  b.writeBigUInt64LE(runtime, STRUCTS.kiln_proc.fields.runtime.offset);
+  b.writeBigUInt64LE(proc.runtime, STRUCTS.kiln_proc.fields.runtime.offset);
+  b.writeBigUInt64LE(proc.codeType, STRUCTS.kiln_proc.fields.code_type.offset);
   const o = STRUCTS.kiln_proc.fields.layout.offset;
-  const f = layout.frame;
-  const c = layout.code;
-  b.writeInt16LE(layout.runtime.interpretersHead, o + L.runtime_interpreters_head.offset);
-  b.writeInt16LE(layout.interpreter.next, o + L.interp_next.offset);
-  b.writeInt16LE(layout.interpreter.threadsHead, o + L.interp_threads_head.offset);
-  b.writeInt16LE(layout.thread.next, o + L.tstate_next.offset);
-  b.writeInt16LE(layout.thread.nativeThreadId, o + L.tstate_native_thread_id.offset);
-  b.writeInt16LE(layout.thread.threadId, o + L.tstate_thread_id.offset);
-  b.writeInt16LE(layout.thread.frame, o + L.tstate_frame.offset);
-  b.writeInt16LE(layout.cframe ? layout.cframe.currentFrame : -1, o + L.cframe_current_frame.offset);
-  b.writeInt16LE(f.back, o + L.frame_back.offset);
-  b.writeInt16LE(f.code, o + L.frame_code.offset);
-  b.writeInt16LE(f.lasti, o + L.frame_lasti.offset);
-  b.writeInt16LE(f.owner, o + L.frame_owner.offset);
-  b.writeInt16LE(c.adaptive, o + L.code_adaptive.offset);
-  b.writeInt16LE(c.firstlineno, o + L.code_firstlineno.offset);
-  b.writeInt16LE(c.argcount, o + L.code_argcount.offset);
-  b.writeUInt16LE(readSize([f.back, f.code, f.lasti, f.owner], 8), o + L.frame_read_size.offset);
-  b.writeUInt16LE(readSize([c.firstlineno, c.argcount], 4), o + L.code_read_size.offset);
-  b.writeUInt8(f.lastiIsPointer ? 1 : 0, o + L.lasti_is_pointer.offset);
-  b.writeUInt8(f.ownerCStack ?? 0xff, o + L.owner_cstack.offset);
-  b.writeUInt8(layout.thread.nativeThreadId >= 0 ? 1 : 0, o + L.match_native_tid.offset);
-  b.writeBigUInt64LE(BigInt(f.codeTagMask), o + L.code_tag_mask.offset);
+  const l = proc.layout;
+  const s16s: [number, number][] = [
+    [l.runtimeInterpretersHead, L.runtime_interpreters_head.offset],
+    [l.interpNext, L.interp_next.offset],
+    [l.interpThreadsHead, L.interp_threads_head.offset],
+    [l.tstateNext, L.tstate_next.offset],
+    [l.tstateNativeThreadId, L.tstate_native_thread_id.offset],
+    [l.tstateThreadId, L.tstate_thread_id.offset],
+    [l.tstateFrame, L.tstate_frame.offset],
+    [l.cframeCurrentFrame, L.cframe_current_frame.offset],
+    [l.frameBack, L.frame_back.offset],
+    [l.frameCode, L.frame_code.offset],
+    [l.frameLasti, L.frame_lasti.offset],
+    [l.frameOwner, L.frame_owner.offset],
+    [l.codeAdaptive, L.code_adaptive.offset],
+    [l.objectType, L.object_type.offset],
+    ...identFields(l.codeIdentInts, KILN_CODE_IDENT_INTS, 'int').map((v, i): [number, number] => [v, L.code_ident_int.offset + 2 * i]),
+    ...identFields(l.codeIdentPtrs, KILN_CODE_IDENT_PTRS, 'pointer').map((v, i): [number, number] => [v, L.code_ident_ptr.offset + 2 * i]),
+  ];
+  for (const [v, at] of s16s) b.writeInt16LE(v, o + at);
+  b.writeUInt16LE(readSize([l.frameBack, l.frameCode, l.frameLasti, l.frameOwner], 8), o + L.frame_read_size.offset);
+  b.writeUInt16LE(codeReadSize(l), o + L.code_read_size.offset);
+  b.writeUInt8(l.lastiIsPointer ? 1 : 0, o + L.lasti_is_pointer.offset);
+  b.writeUInt8(l.ownerCStack ?? 0xff, o + L.owner_cstack.offset);
+  b.writeUInt8(l.matchNativeTid ? 1 : 0, o + L.match_native_tid.offset);
+  b.writeBigUInt64LE(BigInt(l.codeTagMask), o + L.code_tag_mask.offset);
   return b;
+}
+
+const MASK64 = (1n << 64n) - 1n;
+const HASH_SEED = 0x6b696c6en;
+const HASH_MUL = 0x9e3779b97f4a7c15n;
+
+function mix(h: bigint, v: bigint): bigint {
+  h = ((h ^ v) * HASH_MUL) & MASK64;
+  return h ^ (h >> 29n);
+}
+
+/**
+ * kiln_frame.fingerprint of a code object, as the kernel computes it from
+ * the first bytes of the object (`window`, at least codeReadSize bytes).
+ */
+export function codeIdentity(window: Buffer, l: KernelLayout): number {
+  let h = HASH_SEED;
+  for (const off of identFields(l.codeIdentInts, KILN_CODE_IDENT_INTS, 'int')) h = mix(h, off < 0 ? 0n : BigInt(window.readUInt32LE(off)));
+  for (const off of identFields(l.codeIdentPtrs, KILN_CODE_IDENT_PTRS, 'pointer')) h = mix(h, off < 0 ? 0n : window.readBigUInt64LE(off));
+  return Number((h ^ (h >> 32n)) & 0xffffffffn);
 }
 
 export interface KernelFrame {

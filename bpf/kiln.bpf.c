@@ -3,7 +3,7 @@
  * Kiln's sampler: at every CPU-clock tick that lands in a registered Python
  * process, find the sampled thread's PyThreadState, walk its Python frames
  * and count the stack. Symbolization happens in userspace; the kernel only
- * records code-object addresses, instruction positions and fingerprints.
+ * records code-object addresses, instruction positions and identities.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -78,7 +78,7 @@ struct {
 struct walk_scratch {
 	struct kiln_frame frames[KILN_MAX_DEPTH]; /* leaf first */
 	struct kiln_chunk chunk;
-	struct kiln_py_layout layout;
+	struct kiln_proc proc;
 	__u8 fbuf[KILN_READ_WINDOW + 8];
 	__u8 cbuf[KILN_READ_WINDOW + 8];
 };
@@ -196,6 +196,16 @@ static __always_inline __u64 find_tstate(struct kiln_proc *p, struct kiln_py_lay
 
 /* ---- walking the frame chain ---- */
 
+static __always_inline __u32 code_identity(__u8 *cbuf, struct kiln_py_layout *L)
+{
+	__u64 h = KILN_HASH_SEED;
+	for (int i = 0; i < KILN_CODE_IDENT_INTS; i++)
+		h = kiln_mix(h, load_u32(cbuf, L->code_ident_int[i]));
+	for (int i = 0; i < KILN_CODE_IDENT_PTRS; i++)
+		h = kiln_mix(h, load_u64(cbuf, L->code_ident_ptr[i]));
+	return kiln_fold(h);
+}
+
 struct frame_walk {
 	__u64 frame;
 	__u32 depth;
@@ -209,7 +219,7 @@ static long frame_step(__u64 i, struct frame_walk *w)
 	struct walk_scratch *s = scratch();
 	if (!s || !w->frame)
 		return 1;
-	struct kiln_py_layout *L = &s->layout;
+	struct kiln_py_layout *L = &s->proc.layout;
 
 	__u32 size = L->frame_read_size;
 	if (size > KILN_READ_WINDOW)
@@ -245,10 +255,17 @@ static long frame_step(__u64 i, struct frame_walk *w)
 			lasti = load_u32(s->fbuf, L->frame_lasti);
 		}
 		struct kiln_frame *f = &s->frames[w->depth & (KILN_MAX_DEPTH - 1)];
-		f->code = code;
 		f->lasti = lasti;
-		f->fingerprint = KILN_FINGERPRINT(load_u32(s->cbuf, L->code_firstlineno),
-						  load_u32(s->cbuf, L->code_argcount));
+		/* a torn or stale frame can point anywhere: only a code object of
+		 * this process's own PyCode_Type is recorded as one */
+		if (load_u64(s->cbuf, L->object_type) == s->proc.code_type) {
+			f->code = code;
+			f->fingerprint = code_identity(s->cbuf, L);
+		} else {
+			f->code = 0;
+			f->fingerprint = 0;
+			stat_add(KILN_STAT_NOT_CODE, 1);
+		}
 		w->depth++;
 	}
 	w->frame = back;
@@ -263,13 +280,6 @@ struct chunk_walk {
 	__u32 lost;
 };
 
-static __always_inline __u64 mix(__u64 h, __u64 v)
-{
-	h ^= v;
-	h *= 0x9e3779b97f4a7c15ULL;
-	return h ^ (h >> 29);
-}
-
 static long chunk_step(__u64 k, struct chunk_walk *c)
 {
 	struct walk_scratch *s = scratch();
@@ -282,7 +292,7 @@ static long chunk_step(__u64 k, struct chunk_walk *c)
 	if (len > KILN_CHUNK_FRAMES)
 		len = KILN_CHUNK_FRAMES;
 
-	__u64 h = mix(mix(0x6b696c6e, c->parent), len);
+	__u64 h = kiln_mix(kiln_mix(0x6b696c6e, c->parent), len);
 	for (__u32 j = 0; j < KILN_CHUNK_FRAMES; j++) {
 		if (j >= len)
 			break;
@@ -290,8 +300,8 @@ static long chunk_step(__u64 k, struct chunk_walk *c)
 		__u32 src = (c->depth - 1 - (start + j)) & (KILN_MAX_DEPTH - 1);
 		struct kiln_frame *f = &s->frames[src];
 		s->chunk.frames[j] = *f;
-		h = mix(h, f->code);
-		h = mix(h, ((__u64)f->lasti << 32) | f->fingerprint);
+		h = kiln_mix(h, f->code);
+		h = kiln_mix(h, ((__u64)f->lasti << 32) | f->fingerprint);
 	}
 	if (!h)
 		h = 1;
@@ -340,17 +350,17 @@ int kiln_sample(struct bpf_perf_event_data *ctx)
 	if (!s || !st)
 		return 0;
 	stat_add(KILN_STAT_SAMPLES, 1);
-	s->layout = p->layout;
+	s->proc = *p;
 
 	struct kiln_sample_key key = { .pid = pid, .tid = tid };
 	bpf_get_current_comm(key.comm, sizeof(key.comm));
 
-	__u64 tstate = find_tstate(p, &s->layout, pid, tid);
+	__u64 tstate = find_tstate(p, &s->proc.layout, pid, tid);
 	if (!tstate) {
 		key.flags = KILN_F_NO_TSTATE;
 		stat_add(KILN_STAT_NO_TSTATE, 1);
 	} else {
-		struct kiln_py_layout *L = &s->layout;
+		struct kiln_py_layout *L = &s->proc.layout;
 		struct frame_walk w = { .max_depth = st->max_depth };
 		if (!w.max_depth || w.max_depth > KILN_MAX_DEPTH)
 			w.max_depth = KILN_MAX_DEPTH;

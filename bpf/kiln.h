@@ -38,12 +38,21 @@ enum kiln_stat {
 	KILN_STAT_READ_ERRORS = 5,   /* samples whose walk hit an unreadable address */
 	KILN_STAT_TSTATE_WALKS = 6,  /* thread-state cache misses (full thread-list walks) */
 	KILN_STAT_FRAMES = 7,        /* Python frames recorded */
-	KILN_STAT_MAX = 8,
+	KILN_STAT_NOT_CODE = 8,      /* frames whose code pointer was not a code object (recorded unnamed) */
+	KILN_STAT_MAX = 9,
 };
 
-/* Where the walker finds things in one CPython build. Offsets are in bytes;
- * a negative offset means the build has no such field. Filled by userspace
- * from a per-version table or from the process's _Py_DebugOffsets. */
+/* What makes a code object itself rather than another one later allocated
+ * at its address: a few of its int fields and object pointers, hashed by the
+ * kernel into kiln_frame.fingerprint. Userspace hashes the same fields of the
+ * code object it reads and names the frame only when both agree. */
+#define KILN_CODE_IDENT_INTS 2
+#define KILN_CODE_IDENT_PTRS 4
+
+/* Where the walker finds things in one interpreter build. Offsets are in
+ * bytes; a negative offset means the build has no such field. The kernel
+ * knows nothing of CPython: userspace fills this from its own description of
+ * the build (unwinder/kernel-layout.ts). */
 struct kiln_py_layout {
 	__s16 runtime_interpreters_head; /* _PyRuntime.interpreters.head */
 	__s16 interp_next;               /* PyInterpreterState.next */
@@ -58,33 +67,47 @@ struct kiln_py_layout {
 	__s16 frame_lasti;               /* f_lasti (int) or prev_instr / instr_ptr (pointer) */
 	__s16 frame_owner;               /* owner (char); <0: none */
 	__s16 code_adaptive;             /* first code unit inside the code object */
-	__s16 code_firstlineno;          /* co_firstlineno (int) */
-	__s16 code_argcount;             /* co_argcount (int) */
+	__s16 object_type;               /* PyObject.ob_type */
+	__s16 code_ident_int[KILN_CODE_IDENT_INTS]; /* 32-bit fields of a code object's identity */
+	__s16 code_ident_ptr[KILN_CODE_IDENT_PTRS]; /* pointer fields of a code object's identity */
 	__u16 frame_read_size;           /* bytes of a frame to read: past the last field used */
 	__u16 code_read_size;            /* bytes of a code object to read */
 	__u8 lasti_is_pointer;           /* 1: frame_lasti points into the bytecode */
 	__u8 owner_cstack;               /* frames whose owner is >= this are shims, skipped; 0xff: none */
 	__u8 match_native_tid;           /* 1: match native_thread_id to the tid; 0: thread_id to fs base */
-	__u8 _pad[3];
+	__u8 _pad[1];
 	__u64 code_tag_mask;             /* low bits to clear in frame_code (3.14 _PyStackRef tag) */
 };
 
 /* kiln_procs value: one registered Python process. */
 struct kiln_proc {
 	__u64 runtime;                   /* address of _PyRuntime in the process */
+	__u64 code_type;                 /* address of its PyCode_Type: frames whose code is not one are not named */
 	struct kiln_py_layout layout;
 };
 
-/* One Python frame as the kernel saw it. The fingerprint lets userspace tell
- * the code object it read before from another one at a reused address. */
+/* One Python frame as the kernel saw it. */
 struct kiln_frame {
-	__u64 code;                      /* address of the code object */
+	__u64 code;                      /* address of the code object; 0: not a code object */
 	__u32 lasti;                     /* raw instruction position (see kiln_py_layout.lasti_is_pointer) */
-	__u32 fingerprint;               /* KILN_FINGERPRINT(co_firstlineno, co_argcount) */
+	__u32 fingerprint;               /* the code object's identity, hashed (see kiln_identity) */
 };
 
-#define KILN_FINGERPRINT(firstlineno, argcount) \
-	(((__u32)(firstlineno) & 0xffffffu) | ((__u32)(argcount) << 24))
+/* The hash of kiln_frame.fingerprint, mirrored by bpf/abi.ts: every identity
+ * field in order, ints then pointers, absent ones as 0, folded to 32 bits. */
+#define KILN_HASH_SEED 0x6b696c6eULL
+#define KILN_HASH_MUL 0x9e3779b97f4a7c15ULL
+static inline __u64 kiln_mix(__u64 h, __u64 v)
+{
+	h ^= v;
+	h *= KILN_HASH_MUL;
+	return h ^ (h >> 29);
+}
+
+static inline __u32 kiln_fold(__u64 h)
+{
+	return (__u32)(h ^ (h >> 32));
+}
 
 /* kiln_chunks value. frames[] is root first; the chunk's id is a hash of
  * (parent, len, frames), so equal prefixes are stored once. */

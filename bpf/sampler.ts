@@ -8,7 +8,6 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { PyLayout } from '../unwinder/layout.js';
 import {
   KILN_EVENT_WAS_FOLLOWED,
   KILN_F_STACK_LOST,
@@ -22,6 +21,7 @@ import {
   encodeState,
   type Chunk,
   type KernelFrame,
+  type KernelProc,
   type KernelStats,
 } from './abi.js';
 import { BpfError, check, checkPtr, koffi, libbpf, openCpuClockEvent, type Ptr } from './libbpf.js';
@@ -269,9 +269,9 @@ export class Sampler {
     }
   }
 
-  /** Starts walking `pid`'s Python frames with this layout. */
-  register(pid: number, runtime: bigint, layout: PyLayout): void {
-    this.procs.update(u32(pid), encodeProc(runtime, layout));
+  /** Starts walking `pid`'s Python frames as `proc` says. */
+  register(pid: number, proc: KernelProc): void {
+    this.procs.update(u32(pid), encodeProc(proc));
   }
 
   unregister(pid: number): void {

@@ -20,6 +20,10 @@ export interface Workload {
   path: string;
   proc: ChildProcess;
   exited: Promise<number | null>;
+  /** the next line it prints (with `stdin: true`; otherwise its output is left to whoever reads proc.stdout) */
+  nextLine(timeoutMs?: number): Promise<string>;
+  /** writes a line to its stdin (with `stdin: true`) */
+  send(line: string): void;
   stop(): Promise<void>;
 }
 
@@ -29,10 +33,14 @@ export async function startWorkload(
   name: string,
   args: string[],
   env: Record<string, string> = {},
+  opts: { stdin?: boolean } = {},
 ): Promise<Workload> {
   const path = stageWorkload(py, join(WORKLOADS, name));
   const [cmd, ...pre] = py.command;
-  const proc = spawn(cmd!, [...pre, path, ...args], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...env } });
+  const proc = spawn(cmd!, [...pre, path, ...args], {
+    stdio: [opts.stdin ? 'pipe' : 'ignore', 'pipe', 'inherit'],
+    env: { ...process.env, ...env },
+  });
   const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
   const lines = createInterface({ input: proc.stdout! });
   const first = await new Promise<string>((resolve, reject) => {
@@ -44,12 +52,29 @@ export async function startWorkload(
     void exited.then((code) => reject(new Error(`${name} under ${py.label} exited early (${code})`)));
   });
   const info = JSON.parse(first) as Record<string, unknown>;
+  // later lines, queued until asked for (only when the caller will ask)
+  const queued: string[] = [];
+  const waiting: ((line: string) => void)[] = [];
+  if (opts.stdin) lines.on('line', (l) => (waiting.length ? waiting.shift()!(l) : queued.push(l)));
   return {
     pid: Number(info.pid),
     info,
     path,
     proc,
     exited,
+    nextLine(timeoutMs = 60_000) {
+      if (queued.length) return Promise.resolve(queued.shift()!);
+      return new Promise<string>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`${name}: no line within ${timeoutMs} ms`)), timeoutMs);
+        waiting.push((l) => {
+          clearTimeout(timer);
+          resolve(l);
+        });
+      });
+    },
+    send(line: string) {
+      proc.stdin!.write(line + '\n');
+    },
     async stop() {
       if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
       await exited;

@@ -31,6 +31,8 @@ function wanted(minor: number): Record<string, Want> {
   const frameObject = minor <= 10; // PyFrameObject era
   const F = frameObject ? 'PyFrameObject' : '_PyInterpreterFrame';
   const w: Record<string, Want> = {
+    'object.refcnt': off('PyObject', 'ob_refcnt'),
+    'object.type': off('PyObject', 'ob_type'),
     'runtime.interpretersHead': off('_PyRuntimeState', 'interpreters.head'),
     'interpreter.next': off('PyInterpreterState', 'next'),
     'interpreter.threadsHead': off('PyInterpreterState', minor <= 10 ? 'tstate_head' : 'threads.head'),

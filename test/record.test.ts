@@ -6,6 +6,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { SYNTHETIC } from '../profile/profile.js';
 import { chain, hotLines, leafShare, recordProfile, samplesOf, startWorkload, total } from '../kit/harness.js';
+import { misnamedFrames } from '../kit/names.js';
 import { OPTIONAL_VERSIONS, REQUIRED_VERSIONS, pythonFor } from '../kit/pythons.js';
 
 const versions = [
@@ -52,6 +53,7 @@ for (const version of versions) {
         const { profile } = await recordProfile(['--pid', String(w.pid), '--duration', '10s']);
         const samples = samplesOf(profile, w.pid);
         expect(total(samples)).toBeGreaterThan(700); // ~99 Hz x 10 s of one busy thread
+        expect(misnamedFrames(samples, py().root), 'frames named otherwise than their source says').toEqual([]);
         const shares = { a: leafShare(samples, 'a'), b: leafShare(samples, 'b'), c: leafShare(samples, 'c') };
         console.log(`${version} shares: a ${shares.a.toFixed(1)}%, b ${shares.b.toFixed(1)}%, c ${shares.c.toFixed(1)}% of ${total(samples)}`);
         expect(Math.abs(shares.a - 60)).toBeLessThanOrEqual(3);
@@ -112,6 +114,7 @@ for (const version of versions) {
       try {
         const { profile } = await recordProfile(['--pid', String(w.pid), '--duration', '6s']);
         const samples = samplesOf(profile, w.pid);
+        expect(misnamedFrames(samples, py().root), 'frames named otherwise than their source says').toEqual([]);
         const threads = w.info.threads as Record<string, number>;
         expect(Object.keys(threads)).toHaveLength(4);
         for (const [name, tid] of Object.entries(threads)) {

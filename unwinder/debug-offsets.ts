@@ -190,6 +190,8 @@ export function readDebugOffsets(mem: ProcessMemory, runtimeAddress: bigint, ver
   return {
     version: actual,
     source: `_Py_DebugOffsets (format ${format.name}: ${format.source}) + supplement ${format.name}`,
+    // ob_refcnt is not published: it is the first field of every object in a GIL build
+    object: { refcnt: 0, type: get('pyobject.ob_type') },
     runtime: { interpretersHead: get('runtime_state.interpreters_head') },
     interpreter: {
       next: get('interpreter_state.next'),

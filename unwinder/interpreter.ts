@@ -8,7 +8,7 @@ import { basename } from 'node:path';
 import { readDebugOffsets } from './debug-offsets.js';
 import { elfLoadBias, readElfSymbols } from './elf.js';
 import { tableLayout } from './layouts/index.js';
-import { formatVersion, type PyLayout, type PythonVersion } from './layout.js';
+import { formatVersion, type PyLayout, type PythonVersion, type TypeObjects } from './layout.js';
 import { ProcessMemory } from './memory.js';
 import { readMaps, type Mapping } from './proc.js';
 
@@ -23,6 +23,8 @@ export interface PythonProcess {
   /** address of _PyRuntime in the process */
   runtime: bigint;
   layout: PyLayout;
+  /** its type objects, which what is read from it is checked against */
+  types: TypeObjects;
   /** the image holding the runtime, as the target names it */
   image: string;
 }
@@ -96,8 +98,10 @@ function openable(pid: number, m: Mapping): string {
   throw new UnsupportedPythonError(pid, `cannot open ${m.path}: ${(lastErr as Error)?.message ?? lastErr}`);
 }
 
+const TYPE_SYMBOLS: Record<keyof TypeObjects, string> = { code: 'PyCode_Type', unicode: 'PyUnicode_Type', bytes: 'PyBytes_Type' };
+
 /**
- * _PyRuntime and Py_Version of an image, cached by file identity: a host runs
+ * _PyRuntime, Py_Version and the type objects of an image, cached by file identity: a host runs
  * many processes of few interpreters, and a symbol table is megabytes to read.
  */
 const symbolCache = new Map<string, Map<string, bigint>>();
@@ -106,7 +110,7 @@ function runtimeSymbols(file: string): Map<string, bigint> {
   const key = `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}`;
   let syms = symbolCache.get(key);
   if (!syms) {
-    syms = readElfSymbols(file, ['_PyRuntime', 'Py_Version']);
+    syms = readElfSymbols(file, ['_PyRuntime', 'Py_Version', ...Object.values(TYPE_SYMBOLS)]);
     if (symbolCache.size > 256) symbolCache.clear();
     symbolCache.set(key, syms);
   }
@@ -138,7 +142,13 @@ export function inspectProcess(pid: number, maps: Mapping[] = readMaps(pid)): Py
         throw new UnsupportedPythonError(pid, `CPython ${text} is not supported (Kiln walks 3.9 to 3.14)`);
       const layout = version.minor >= 13 ? readDebugOffsets(mem, runtime, version) : tableLayout(version);
       if (!layout) throw new UnsupportedPythonError(pid, `no layout for CPython ${text}`);
-      return { pid, version, versionText: text, runtime, layout, image: image.path };
+      const types = {} as TypeObjects;
+      for (const [key, name] of Object.entries(TYPE_SYMBOLS) as [keyof TypeObjects, string][]) {
+        const sym = syms.get(name);
+        if (sym === undefined) throw new UnsupportedPythonError(pid, `${image.path} defines no ${name}: Kiln cannot check what it reads`);
+        types[key] = bias + sym;
+      }
+      return { pid, version, versionText: text, runtime, layout, types, image: image.path };
     } catch (err) {
       if (err instanceof UnsupportedPythonError) throw err;
       throw new UnsupportedPythonError(pid, `cannot read the CPython runtime: ${(err as Error).message}`);

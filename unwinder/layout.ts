@@ -29,6 +29,12 @@ export interface PyLayout {
   /** Where these offsets come from: a table entry and its header, or _Py_DebugOffsets. */
   source: string;
 
+  object: {
+    /** PyObject.ob_refcnt */
+    refcnt: number;
+    /** PyObject.ob_type */
+    type: number;
+  };
   runtime: {
     /** _PyRuntime.interpreters.head */
     interpretersHead: number;
@@ -102,4 +108,15 @@ export interface PyLayout {
     /** where the characters of a compact non-ASCII string start (sizeof PyCompactUnicodeObject) */
     compactData: number;
   };
+}
+
+/**
+ * Where one process keeps the type objects Kiln checks what it reads
+ * against (from its own symbols): an object is taken for a code object, a
+ * str or a bytes only when its ob_type is the address here.
+ */
+export interface TypeObjects {
+  code: bigint;
+  unicode: bigint;
+  bytes: bigint;
 }

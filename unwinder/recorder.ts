@@ -12,6 +12,7 @@ import {
 } from '../bpf/abi.js';
 import { Sampler, type BpfRunStats, type RawSample } from '../bpf/sampler.js';
 import { inspectProcess, looksLikePython, NoRuntimeSymbolError, NotPythonError, type PythonProcess } from './interpreter.js';
+import { kernelProc } from './kernel-layout.js';
 import { listPids, readMaps, startTime } from './proc.js';
 import { SYNTHETIC, syntheticFrame, type Frame, type Profile, type StackSample } from '../profile/profile.js';
 import { Symbolizer } from './symbolizer.js';
@@ -152,8 +153,8 @@ export class Recorder {
     if (!strict && this.rejected.has(key)) return false;
     try {
       const proc = inspectProcess(pid);
-      this.sampler.register(pid, proc.runtime, proc.layout);
-      this.followed.set(pid, { proc, startTime: st, symbolizer: new Symbolizer(pid, proc.layout), stacks: new Map(), gone: false });
+      this.sampler.register(pid, kernelProc(proc.runtime, proc.layout, proc.types));
+      this.followed.set(pid, { proc, startTime: st, symbolizer: new Symbolizer(pid, proc.layout, proc.types), stacks: new Map(), gone: false });
       this.versions.set(pid, proc.versionText);
       this.options.onFollow?.(proc);
       this.options.log(`following pid ${pid}: CPython ${proc.versionText} (${proc.image}; ${proc.layout.source})`);

@@ -1,16 +1,18 @@
 /**
- * Turns the kernel's (code object, instruction position, fingerprint) frames
- * of one process into functions, files and lines by reading the code objects
- * from the process's memory. Code objects are cached by address and
- * fingerprint, so a hot function is read once; a fingerprint that no longer
- * matches means the address now holds another object, and the frame is
- * reported as unknown rather than misnamed.
+ * Turns the kernel's (code object, instruction position, identity) frames of
+ * one process into functions, files and lines by reading the code objects
+ * from the process's memory. Nothing read is trusted: the code object, its
+ * strings and its line table must each be a live object of the process's own
+ * type, and the code object must hash to the identity the kernel saw, or the
+ * frame is [unknown code]. Code objects are cached by address and identity,
+ * so a hot function is read once.
  */
-import type { KernelFrame } from '../bpf/abi.js';
-import { fingerprint } from '../bpf/abi.js';
-import type { PyLayout } from './layout.js';
+import { codeIdentity, type KernelFrame, type KernelLayout } from '../bpf/abi.js';
+import { kernelLayout } from './kernel-layout.js';
+import type { PyLayout, TypeObjects } from './layout.js';
 import { lineForOffset } from './linetable.js';
 import { ProcessMemory } from './memory.js';
+import { ObjectCheckError, checkObject, readBytes, readStr, type ObjectFault } from './objects.js';
 import { SYNTHETIC, syntheticFrame, type Frame } from '../profile/profile.js';
 import { SourceQualnames } from './qualname.js';
 
@@ -24,19 +26,18 @@ interface CodeInfo {
   lines: Map<number, number>;
 }
 
-// PyASCIIObject.state bits, the same from 3.9 to 3.14: interned (2), kind (3), compact, ascii
-const STATE_KIND_SHIFT = 2;
-const STATE_COMPACT = 1 << 5;
-const STATE_ASCII = 1 << 6;
-const MAX_STRING_CHARS = 4096;
-const MAX_LINE_TABLE = 1 << 20;
 const RETRY_FAILED_READ_MS = 1000;
+const MAX_CACHED_CODE = 100_000;
 const MAX_FAILURES = 10_000;
 
 export interface SymbolizerStats {
   codeReads: number;
+  /** reads that failed: the memory is unmapped, or the process gone */
   codeReadErrors: number;
-  fingerprintMismatches: number;
+  /** code objects whose identity was not the one the kernel saw (the address was reused) */
+  identityMismatches: number;
+  /** objects refused by their header: freed, of another type, or malformed */
+  objectFaults: Record<ObjectFault, number>;
 }
 
 export class Symbolizer {
@@ -46,15 +47,23 @@ export class Symbolizer {
   private readonly codeWindow: number;
   /** for builds without co_qualname */
   private readonly sources: SourceQualnames;
-  readonly stats: SymbolizerStats = { codeReads: 0, codeReadErrors: 0, fingerprintMismatches: 0 };
+  private readonly kernel: KernelLayout;
+  readonly stats: SymbolizerStats = {
+    codeReads: 0,
+    codeReadErrors: 0,
+    identityMismatches: 0,
+    objectFaults: { dead: 0, type: 0, shape: 0 },
+  };
 
   constructor(
     readonly pid: number,
     readonly layout: PyLayout,
+    readonly types: TypeObjects,
   ) {
     const c = layout.code;
     this.sources = new SourceQualnames(pid);
-    this.codeWindow = Math.max(c.argcount, c.firstlineno, c.name, c.qualname, c.filename, c.linetable) + 8;
+    this.kernel = kernelLayout(layout);
+    this.codeWindow = Math.max(layout.object.refcnt, layout.object.type, c.argcount, c.firstlineno, c.name, c.qualname, c.filename, c.linetable) + 8;
     try {
       this.mem = new ProcessMemory(pid);
     } catch {
@@ -81,6 +90,7 @@ export class Symbolizer {
   }
 
   private code(kf: KernelFrame): CodeInfo | null {
+    if (kf.code === 0n) return null; // the kernel found no code object there
     const key = `${kf.code}:${kf.fingerprint}`;
     const hit = this.cache.get(key);
     if (hit !== undefined) return hit;
@@ -92,64 +102,47 @@ export class Symbolizer {
     try {
       this.stats.codeReads++;
       info = this.readCode(this.mem, kf);
-    } catch {
+    } catch (err) {
+      if (err instanceof ObjectCheckError) {
+        // not a transient failure: that memory is not this code object any more
+        this.stats.objectFaults[err.fault]++;
+        this.remember(key, null);
+        return null;
+      }
       this.stats.codeReadErrors++;
       if (this.failures.size >= MAX_FAILURES) this.failures.clear();
       this.failures.set(key, Date.now());
       return null;
     }
     this.failures.delete(key);
-    this.cache.set(key, info);
+    this.remember(key, info);
     return info;
   }
 
+  private remember(key: string, info: CodeInfo | null): void {
+    if (this.cache.size >= MAX_CACHED_CODE) this.cache.clear();
+    this.cache.set(key, info);
+  }
+
   private readCode(mem: ProcessMemory, kf: KernelFrame): CodeInfo | null {
-    const c = this.layout.code;
+    const { layout: l, types } = this;
+    const c = l.code;
     const w = mem.read(kf.code, this.codeWindow);
-    const firstLineNo = w.readInt32LE(c.firstlineno);
-    if (fingerprint(firstLineNo, w.readInt32LE(c.argcount)) !== kf.fingerprint) {
-      this.stats.fingerprintMismatches++;
+    checkObject(w, l, types.code, 'code object', kf.code);
+    if (codeIdentity(w, this.kernel) !== kf.fingerprint) {
+      this.stats.identityMismatches++;
       return null;
     }
-    const name = this.readString(mem, w.readBigUInt64LE(c.name));
-    const filename = this.readString(mem, w.readBigUInt64LE(c.filename));
+    const firstLineNo = w.readInt32LE(c.firstlineno);
+    const name = readStr(mem, l, types, w.readBigUInt64LE(c.name));
+    const filename = readStr(mem, l, types, w.readBigUInt64LE(c.filename));
     return {
       name,
-      qualname:
-        c.qualname >= 0
-          ? this.readString(mem, w.readBigUInt64LE(c.qualname))
-          : this.sources.qualname(filename, firstLineNo, name),
+      qualname: c.qualname >= 0 ? readStr(mem, l, types, w.readBigUInt64LE(c.qualname)) : this.sources.qualname(filename, firstLineNo, name),
       filename,
       firstLineNo,
-      lineTable: this.readBytes(mem, w.readBigUInt64LE(c.linetable)),
+      lineTable: readBytes(mem, l, types, w.readBigUInt64LE(c.linetable)),
       lines: new Map(),
     };
-  }
-
-  private readString(mem: ProcessMemory, addr: bigint): string {
-    const u = this.layout.unicode;
-    const head = mem.read(addr, Math.max(u.length, u.state) + 8);
-    const length = Number(head.readBigInt64LE(u.length));
-    const state = head.readUInt32LE(u.state);
-    if (!(state & STATE_COMPACT)) throw new Error('non-compact string');
-    const n = Math.min(Math.max(length, 0), MAX_STRING_CHARS);
-    if (state & STATE_ASCII) return mem.read(addr + BigInt(u.asciiData), n).toString('latin1');
-    const kind = (state >> STATE_KIND_SHIFT) & 7;
-    const data = mem.read(addr + BigInt(u.compactData), n * kind);
-    if (kind === 1) return data.toString('latin1');
-    if (kind === 2) return data.toString('utf16le');
-    if (kind === 4) {
-      let s = '';
-      for (let i = 0; i < n; i++) s += String.fromCodePoint(data.readUInt32LE(i * 4));
-      return s;
-    }
-    throw new Error(`bad string kind ${kind}`);
-  }
-
-  private readBytes(mem: ProcessMemory, addr: bigint): Buffer {
-    const b = this.layout.bytes;
-    const size = Number(mem.i64(addr + BigInt(b.size)));
-    if (size < 0 || size > MAX_LINE_TABLE) throw new Error(`implausible bytes size ${size}`);
-    return size === 0 ? Buffer.alloc(0) : mem.read(addr + BigInt(b.data), size);
   }
 }

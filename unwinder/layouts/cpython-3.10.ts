@@ -16,6 +16,7 @@ import type { PyLayout } from '../layout.js';
  */
 export const cpython310: Omit<PyLayout, 'version'> = {
   source: 'table cpython-3.10 (v3.10.13 cpython/pystate.h, cpython/frameobject.h, cpython/code.h, internal/pycore_runtime.h; counted)',
+  object: { refcnt: 0, type: 8 },
   runtime: { interpretersHead: 32 },
   interpreter: { next: 0, threadsHead: 8 },
   thread: { next: 8, nativeThreadId: -1, threadId: 176, frame: 24 },

@@ -8,6 +8,7 @@ import type { PyLayout } from '../layout.js';
  */
 export const cpython311: Omit<PyLayout, 'version'> = {
   source: 'table cpython-3.11 (v3.11.2 Include/internal/pycore_frame.h, pycore_interp.h, cpython/pystate.h, cpython/code.h)',
+  object: { refcnt: 0, type: 8 },
   runtime: { interpretersHead: 40 },
   interpreter: { next: 0, threadsHead: 16 },
   thread: { next: 8, nativeThreadId: 160, threadId: 152, frame: 56 },

@@ -20,6 +20,7 @@ import type { PyLayout } from '../layout.js';
  */
 export const cpython312: Omit<PyLayout, 'version'> = {
   source: 'table cpython-3.12 (v3.12.1 cpython/pystate.h, internal/pycore_frame.h, cpython/code.h, internal/pycore_interp.h; counted)',
+  object: { refcnt: 0, type: 8 },
   runtime: { interpretersHead: 40 },
   interpreter: { next: 0, threadsHead: 72 },
   thread: { next: 8, nativeThreadId: 144, threadId: 136, frame: 56 },

@@ -14,6 +14,7 @@ import type { PyLayout } from '../layout.js';
  */
 export const cpython39: Omit<PyLayout, 'version'> = {
   source: 'table cpython-3.9 (v3.9.2 cpython/pystate.h, cpython/frameobject.h, cpython/code.h, internal/pycore_runtime.h)',
+  object: { refcnt: 0, type: 8 },
   runtime: { interpretersHead: 32 },
   interpreter: { next: 0, threadsHead: 8 },
   thread: { next: 8, nativeThreadId: -1, threadId: 176, frame: 24 },
