@@ -232,23 +232,6 @@ export class Store {
   }
 
   /**
-   * INSERT ... FORMAT TabSeparated with the rows as a byte stream.
-   *
-   * Measured through @clickhouse/client on chDB (200k rows of kiln_samples,
-   * 2 cores, JS serialisation included; rows/s at 200 / 5,000 / 50,000 rows per
-   * INSERT):
-   *   JSONEachRow         28k / 139k / 241k
-   *   JSONCompactEachRow  28k / 336k / 287k
-   *   CSV                 80k / 383k / 351k
-   *   TabSeparated        58k / 444k / 443k
-   *   VALUES in the SQL   74k / 533k / 511k   (data spliced into SQL text: not used)
-   *   chdb rawInsert TSV  83k / 500k / 402k   (bypasses @clickhouse/client: not used)
-   * RowBinary and Native are out: chDB's connection turns the insert body into a
-   * UTF-8 string, which corrupts binary data (checked: UInt64s came back wrong).
-   * The fixed cost of an INSERT (~3-5 ms) dominates small batches, which is why
-   * ingest groups concurrent profiles into one INSERT per table (ingest.ts).
-   */
-  /**
    * One INSERT ... FORMAT TabSeparated of `body` on insert lane `lane`, with
    * per-statement settings (SETTINGS in the statement on chDB, URL
    * parameters on a server: never session state another INSERT would inherit).
@@ -274,6 +257,7 @@ export class Store {
     }
   }
 
+  /** A few rows through the query client (the schema table); ingest's batches use insert(). */
   async insertTsv(table: TableName, columns: string[], lines: string[]): Promise<void> {
     if (lines.length === 0) return;
     await this.run(async () => {
