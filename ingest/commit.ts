@@ -121,8 +121,11 @@ export class Committer {
     this.wal = new Wal(opts.walDir);
   }
 
+  /** Rows of batches being inserted again after a failure (they count against the backlog too). */
+  private replayingRows = 0;
+
   get pendingRows(): number {
-    return this.queuedRows + this.inFlightRows;
+    return this.queuedRows + this.inFlightRows + this.replayingRows;
   }
 
   /** Completes what an earlier run left in the write-ahead log. Call before taking pushes. */
@@ -362,7 +365,13 @@ export class Committer {
   }
 
   private replayInBackground(lane: number, b: WalBatch): Promise<Outcome> {
-    const p = this.replay(lane, b).then(() => 'stored' as const);
+    const rows = b.parts.reduce((a, p) => a + countLines(p.data) + Object.values(p.dict).reduce((x, d) => x + countLines(d), 0), 0);
+    this.replayingRows += rows;
+    const p = this.replay(lane, b)
+      .then(() => 'stored' as const)
+      .finally(() => {
+        this.replayingRows -= rows;
+      });
     p.catch((e: unknown) => this.opts.log(`kiln: batch ${b.token} stays in the ingest log for the next start (${e instanceof Error ? e.message : String(e)})`));
     return p;
   }
@@ -386,4 +395,10 @@ export class Committer {
     this.closing = true;
     if (this.timer) clearTimeout(this.timer);
   }
+}
+
+function countLines(b: Uint8Array): number {
+  let n = 0;
+  for (let i = 0; i < b.length; i++) if (b[i] === 0x0a) n++;
+  return n;
 }

@@ -38,29 +38,37 @@ export class WorkerPool {
       generation: this.generation.buffer as SharedArrayBuffer,
     };
     for (let i = 0; i < Math.max(1, size); i++) {
-      const worker = new Worker(ENTRY, { workerData: { kilnIngestWorker: true, config }, name: `kiln-ingest-${i}` });
-      const slot: Slot = { worker, queued: 0, pending: new Map(), stats: [] };
-      worker.on('message', (msg: TaskResult | { stats: true; cpuMs: number }) => {
-        if ('stats' in msg) {
-          slot.stats.shift()?.(msg.cpuMs);
-          return;
-        }
-        const p = slot.pending.get(msg.id);
-        if (!p) return;
-        slot.pending.delete(msg.id);
-        slot.queued--;
-        if (msg.ok) p.resolve(msg);
-        else p.reject(new HttpError(msg.status, msg.error, msg.detail));
-      });
-      worker.on('error', (e) => {
-        opts.log(`kiln: ingest worker ${i} failed: ${e instanceof Error ? e.message : String(e)}`);
-        for (const p of slot.pending.values()) p.reject(new HttpError(500, 'internal error', 'an ingest worker failed'));
-        slot.pending.clear();
-        slot.queued = 0;
-      });
-      worker.unref();
+      const slot: Slot = { worker: undefined as unknown as Worker, queued: 0, pending: new Map(), stats: [] };
       this.slots.push(slot);
+      this.start(slot, i, config, opts.log);
     }
+  }
+
+  /** Starts (or restarts) a slot's thread; a thread that dies fails what it held and is replaced. */
+  private start(slot: Slot, i: number, config: WorkerConfig, log: (m: string) => void): void {
+    const worker = new Worker(ENTRY, { workerData: { kilnIngestWorker: true, config }, name: `kiln-ingest-${i}` });
+    slot.worker = worker;
+    worker.on('message', (msg: TaskResult | { stats: true; cpuMs: number }) => {
+      if ('stats' in msg) {
+        slot.stats.shift()?.(msg.cpuMs);
+        return;
+      }
+      const p = slot.pending.get(msg.id);
+      if (!p) return;
+      slot.pending.delete(msg.id);
+      slot.queued--;
+      if (msg.ok) p.resolve(msg);
+      else p.reject(new HttpError(msg.status, msg.error, msg.detail));
+    });
+    worker.on('error', (e) => log(`kiln: ingest worker ${i} failed: ${e instanceof Error ? e.message : String(e)}`));
+    worker.on('exit', () => {
+      for (const p of slot.pending.values()) p.reject(new HttpError(503, 'ingest worker restarted', 'retry the push'));
+      slot.pending.clear();
+      slot.queued = 0;
+      for (const s of slot.stats.splice(0)) s(0);
+      if (!this.closed) this.start(slot, i, config, log);
+    });
+    worker.unref();
   }
 
   get size(): number {

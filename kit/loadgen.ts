@@ -57,7 +57,13 @@ function percentileOf(sorted: Float64Array, p: number): number {
 }
 
 /** Sends pushes from `bodies` until the time or count runs out. */
-export async function runLoad(opts: LoadOptions, bodies: AgentPush[], onStart?: () => void, stop: () => boolean = () => false): Promise<LoadResult> {
+export async function runLoad(
+  opts: LoadOptions,
+  bodies: AgentPush[],
+  onStart?: () => void,
+  stop: () => boolean = () => false,
+  onAck?: (acknowledged: number) => void,
+): Promise<LoadResult> {
   const u = new URL(opts.url);
   const agent = new http.Agent({ keepAlive: true, maxSockets: opts.concurrency });
   const hosts = opts.hosts ?? 2000;
@@ -93,6 +99,7 @@ export async function runLoad(opts: LoadOptions, bodies: AgentPush[], onStart?: 
           if (res.statusCode === 200) {
             latencies.push(performance.now() - start);
             acknowledged++;
+            onAck?.(acknowledged);
             const body = JSON.parse(Buffer.concat(chunks).toString()) as { samples: number; duplicate?: boolean };
             samples += body.samples;
             if (body.duplicate) duplicates++;
