@@ -1,41 +1,46 @@
 /**
- * The committer: profiles' rows in, batches of INSERTs out, each profile
- * stored exactly once.
+ * The committer: profiles' rows in, acknowledgements out once they are
+ * durable, and batches of INSERTs behind, each profile stored exactly once.
  *
- * Batching by rows. An INSERT on the embedded engine has a fixed cost of
- * 15-25 ms (a part in each of five tables), and every part is one more for
- * merges to fold, so rows are grouped: a batch goes out on the first free
- * insert lane (several INSERTs run at once, each on its own chDB session)
- * when it holds minRows rows, when its oldest profile has waited maxDelayMs,
- * or at once when no more pushes are being decoded (waiting would only add
- * latency). While every lane is busy rows pile up, so batches grow with the
- * load (up to maxRows): the cost per profile falls as the rate rises.
+ * A push goes through three steps:
  *
- * Exactly once (see ingest/README.md):
- * - A batch is two statements: the dictionary rows (ReplacingMergeTree
- *   tables: writing one twice is harmless) and one INSERT into the Null
- *   table kiln_ingest, whose views put every profile's samples, profile row
- *   and key into their tables as one block each, deduplicated by the batch's
- *   insert_deduplication_token.
- * - The batch is in the write-ahead log (wal.ts) before its first INSERT and
- *   leaves it after the last. A failed or interrupted batch is inserted again
- *   with the same token (in the background, and at start-up), so it ends up
- *   whole exactly once; its requests were answered 503, and the agents'
- *   retries find their keys stored.
- * - Keys: a batch first asks kiln_keys which of its keys are stored already;
- *   those profiles are answered as duplicates and not written. A key that is
- *   in a batch in flight waits for that batch.
- * - The engine rejecting a batch's data (it should not: Kiln renders every
- *   row itself) splits it in halves until the profile it cannot take is
- *   alone; that one is answered 500 and stored not at all, the others once.
+ * 1. Checks. Its rows must walk as kiln_ingest rows (rowbinary.ts: RowBinary
+ *    has no delimiters, so one bad row would shift a whole batch), the
+ *    backlog must have room (else 503 with Retry-After), and its idempotency
+ *    key must not be pending here already.
+ * 2. Key lookup. Pushes are looked up in kiln_keys in rounds (one at a time,
+ *    at most one every lookupSpacingMs, on a lane of their own), so a burst
+ *    costs a few lookups, not one per push. A stored key is answered as a
+ *    duplicate.
+ * 3. The log (wal.ts). The push is appended to the write-ahead log, which
+ *    writes what arrived meanwhile as one group with one fdatasync, and is
+ *    acknowledged once its group is on disk.
+ *
+ * Storing happens behind: the log's open segment is taken as a batch when
+ * it holds minRows rows, when its first push has waited maxDelayMs, when a
+ * query is waiting for what was acknowledged before it (visible()), or at
+ * flush; a segment that reaches maxRows while every insert lane is busy is
+ * sealed and queued. A batch is its dictionary rows (ReplacingMergeTree
+ * tables: writing one twice is harmless) and one INSERT of its kiln_ingest
+ * rows with the segment's name as insert_deduplication_token; its views put
+ * every profile's samples, profile row and key into their tables as one
+ * deduplicated block each. The segment is removed once that succeeded. If
+ * the store is unavailable the batch is tried again, with the same token,
+ * until it takes it; if the process dies, the next start stores every
+ * segment left, with its token: each acknowledged profile ends up stored
+ * exactly once. A profile the engine refuses (it should not happen: Kiln
+ * renders every row itself) is isolated by splitting the batch, counted,
+ * and kept in the log's rejected/ directory; the others are stored once.
  */
 
-import { randomBytes } from 'node:crypto';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { HttpError } from './limits.js';
+import { checkIngestRows } from './rowbinary.js';
 import { DICT_TABLES } from './rows.js';
-import { INGEST_INSERT_SETTINGS, INSERT_COLUMNS, storedKeysSql } from './schema.js';
+import { INGEST_INSERT_SETTINGS, INGEST_ROWBINARY_STRUCTURE, INSERT_COLUMNS, storedKeysSql } from './schema.js';
 import { StorageError, type Store } from './store.js';
-import { Wal, type WalBatch } from './wal.js';
+import { IngestLog, type LogRecord, type Segment } from './wal.js';
 import type { Built } from './worker.js';
 
 export type Outcome = 'stored' | 'duplicate';
@@ -43,58 +48,76 @@ export type Outcome = 'stored' | 'duplicate';
 export interface CommitOptions {
   /** A batch goes out once it holds this many rows... */
   minRows?: number;
-  /** ...or its oldest profile has waited this long, ms. */
+  /** ...or its first profile has waited this long, ms. */
   maxDelayMs?: number;
   /** The most rows one INSERT carries. */
   maxRows?: number;
-  /** Rows waiting for a lane before ingest answers 503. */
+  /** Rows acknowledged but not yet stored (or being looked up) before ingest answers 503. */
   maxPendingRows: number;
-  /** How long a retried key waits for the batch that holds it, ms. */
+  /** How long a retried key waits for the push that holds it, ms. */
   keyWaitMs?: number;
+  /** Key lookups start at most this often, ms: pushes arriving meanwhile share one. */
+  lookupSpacingMs?: number;
   walDir: string;
   log: (m: string) => void;
   /** Called when rows carrying dictionary entries were dropped, so workers write them again. */
   onDictDropped: () => void;
   /** The dictionary generation now; rows built under an older one may lack entries. */
   generation: () => number;
-  /** Whether more pushes are being decoded: if none are, waiting for company only adds latency. */
-  moreComing?: () => boolean;
 }
 
 interface Waiter {
   built: Built;
   resolve: (o: Outcome) => void;
   reject: (e: unknown) => void;
-  since: number;
 }
 
 export interface CommitStats {
+  /** Pushes acknowledged: on disk in the log, to be stored. */
+  profilesAcknowledged: number;
+  /** Profiles stored in the tables (after their acknowledgement). */
   profilesStored: number;
   duplicates: number;
   batches: number;
   batchRows: number;
   insertMs: number;
+  /** Batches tried again after the store failed, and batches an earlier run left. */
   replays: number;
+  /** Profiles acknowledged, then refused by the store (kept in the log's rejected/ directory). */
   rejectedByStore: number;
+  /** Pushes whose rows did not walk (a bug in Kiln): answered 500, never logged. */
+  malformed: number;
   backlogRefusals: number;
+  lookups: number;
+  /** Queries that waited for acknowledged pushes to be stored, and those that gave up waiting. */
+  queryWaits: number;
+  queryWaitTimeouts: number;
 }
 
 export class Committer {
-  private queue: Waiter[] = [];
-  private queuedRows = 0;
-  private inFlightRows = 0;
+  private readonly wal: IngestLog;
+  private lookupQueue: Waiter[] = [];
+  private lookupRows = 0;
+  private lookupRunning = false;
+  private lookupTimer: NodeJS.Timeout | undefined;
+  private lastLookup = -Infinity;
+  /** Sealed segments waiting for a lane, oldest first. */
+  private readonly sealed: Segment[] = [];
+  /** Segments not yet stored (sealed or being inserted); the open one is the log's. */
+  private readonly unstored = new Set<Segment>();
   private readonly free: number[] = [];
-  /** Keys queued, in flight or being replayed -> what their batch comes to. */
+  /** Keys being looked up, logged or stored -> what their push comes to. */
   private readonly pendingKeys = new Map<string, Promise<Outcome>>();
-  private timer: NodeJS.Timeout | undefined;
-  private seq = 0;
-  private readonly prefix = `${Date.now().toString(36).padStart(9, '0')}-${randomBytes(4).toString('hex')}`;
-  private readonly wal: Wal;
+  private readonly owners = new WeakMap<LogRecord, Promise<Outcome>>();
+  private batchTimer: NodeJS.Timeout | undefined;
   private readonly running = new Set<Promise<void>>();
   private closing = false;
-  /** Send whatever is queued without waiting for company (flush). */
+  /** Queries waiting for acknowledged pushes to be stored: store the open segment now. */
+  private urgent = 0;
   private draining = false;
+  private readonly visibility: { target: number; resolve: () => void }[] = [];
   readonly stats: CommitStats = {
+    profilesAcknowledged: 0,
     profilesStored: 0,
     duplicates: 0,
     batches: 0,
@@ -102,74 +125,106 @@ export class Committer {
     insertMs: 0,
     replays: 0,
     rejectedByStore: 0,
+    malformed: 0,
     backlogRefusals: 0,
+    lookups: 0,
+    queryWaits: 0,
+    queryWaitTimeouts: 0,
   };
   private readonly minRows: number;
   private readonly maxRows: number;
   private readonly maxDelayMs: number;
   private readonly keyWaitMs: number;
+  private readonly lookupSpacingMs: number;
+  /** Rows stored per second, recently: how long a full backlog takes to drain (Retry-After). */
+  private storeRate = 100_000;
 
   constructor(
     private readonly store: Store,
     private readonly opts: CommitOptions,
   ) {
     for (let i = 0; i < store.insertLanes; i++) this.free.push(i);
-    this.minRows = opts.minRows ?? 50_000;
+    this.minRows = opts.minRows ?? 100_000;
     this.maxRows = opts.maxRows ?? 400_000;
-    this.maxDelayMs = opts.maxDelayMs ?? 200;
+    this.maxDelayMs = opts.maxDelayMs ?? 1_000;
     this.keyWaitMs = opts.keyWaitMs ?? 5_000;
-    this.wal = new Wal(opts.walDir);
+    this.lookupSpacingMs = opts.lookupSpacingMs ?? 20;
+    this.wal = new IngestLog(opts.walDir);
   }
 
-  /** Rows of batches being inserted again after a failure (they count against the backlog too). */
-  private replayingRows = 0;
+  /** The write-ahead log (its stats and size for /metrics). */
+  get log(): IngestLog {
+    return this.wal;
+  }
 
+  /** Rows waiting for a key lookup, or acknowledged and not yet stored. */
   get pendingRows(): number {
-    return this.queuedRows + this.inFlightRows + this.replayingRows;
+    let rows = this.lookupRows + (this.wal.open?.rows ?? 0);
+    for (const s of this.unstored) rows += s.rows;
+    return rows;
   }
 
-  /** Completes what an earlier run left in the write-ahead log. Call before taking pushes. */
+  /** Stores what an earlier run left in the log, each batch with its token. Call before taking pushes. */
   async recover(): Promise<number> {
-    await this.wal.open();
-    const batches = await this.wal.pending();
-    for (const b of batches) {
-      this.opts.log(`kiln: completing batch ${b.token} (${b.parts.length} profiles) from the write-ahead log`);
-      await this.replay(this.store.replayLane, b);
+    const left = await this.wal.leftovers();
+    for (const s of left) {
+      this.opts.log(`kiln: storing batch ${s.token} (${s.records.length} profiles) from the ingest log`);
+      this.stats.replays++;
+      await this.storeSegment(0, s);
     }
-    return batches.length;
+    return left.length;
   }
 
   submit(built: Built): Promise<Outcome> {
-    if (this.closing) return Promise.reject(new HttpError(503, 'shutting down', 'the service is stopping; retry'));
+    if (this.closing) return Promise.reject(new HttpError(503, 'shutting down', 'the service is stopping; retry', 1));
     if (built.generation !== this.opts.generation()) {
-      // Built while a dropped batch's dictionary rows were still counted as written.
-      if (built.dictRows > 0) this.opts.onDictDropped();
-      return Promise.reject(new HttpError(503, 'ingest caches reset', 'retry the push'));
+      // Built while a dropped push's dictionary rows were still counted as written.
+      this.keepDict(built);
+      return Promise.reject(new HttpError(503, 'ingest caches reset', 'retry the push', 1));
     }
     const inFlight = this.pendingKeys.get(built.key);
     if (inFlight) return this.waitForKey(inFlight);
     const rows = built.dataRows + built.dictRows;
-    if (this.pendingRows + rows > this.opts.maxPendingRows) {
+    const pending = this.pendingRows;
+    if (pending + rows > this.opts.maxPendingRows) {
       this.stats.backlogRefusals++;
-      if (built.dictRows > 0) this.opts.onDictDropped();
-      return Promise.reject(new HttpError(503, 'ingest backlog full', `${this.pendingRows} rows are waiting for the store; retry later`));
+      this.keepDict(built);
+      return Promise.reject(
+        new HttpError(503, 'ingest backlog full', `${pending} rows are waiting for the store; retry later`, Math.min(30, pending / this.storeRate)),
+      );
     }
-    const p = new Promise<Outcome>((resolve, reject) => {
-      this.queue.push({ built, resolve, reject, since: performance.now() });
-    });
-    this.queuedRows += rows;
+    const why = checkIngestRows(built.data, built.dataRows, built.response.service);
+    if (why) {
+      this.stats.malformed++;
+      this.keepDict(built);
+      return Promise.reject(new HttpError(500, 'rows refused', `the rows built for this profile are malformed (${why}); nothing was stored`));
+    }
+    const p = new Promise<Outcome>((resolve, reject) => this.lookupQueue.push({ built, resolve, reject }));
+    this.lookupRows += rows;
     this.pendingKeys.set(built.key, p);
-    // Waiters settle once; the key stays pending until its batch is done (see runBatch).
+    // A waiter settles once; the key stays pending until its push is stored.
     p.catch(() => {});
-    this.schedule();
+    this.scheduleLookup();
     return p;
+  }
+
+  /**
+   * A push is refused, but its dictionary rows are rows like any other and
+   * its worker counts them as written: they go into the log (and are stored
+   * with the next batch), so the workers need not forget everything.
+   */
+  private keepDict(b: Built): void {
+    if (b.dictRows === 0) return;
+    const { durable } = this.wal.append({ key: b.key, data: new Uint8Array(0), dataRows: 0, dict: b.dict, dictRows: b.dictRows });
+    durable.catch(() => this.opts.onDictDropped());
+    this.scheduleBatches();
   }
 
   private async waitForKey(p: Promise<Outcome>): Promise<Outcome> {
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(
-        () => reject(new HttpError(503, 'push in progress', 'a push with this key is being stored; retry')),
+        () => reject(new HttpError(503, 'push in progress', 'a push with this key is being stored; retry', 1)),
         this.keyWaitMs,
       );
     });
@@ -181,136 +236,180 @@ export class Committer {
     }
   }
 
-  private schedule(): void {
-    while (this.free.length > 0 && this.queue.length > 0) {
-      const age = performance.now() - this.queue[0]!.since;
-      const wait = !this.draining && this.queuedRows < this.minRows && age < this.maxDelayMs && (this.opts.moreComing?.() ?? true);
-      if (wait) {
-        this.timer ??= setTimeout(() => {
-          this.timer = undefined;
-          this.schedule();
-        }, this.maxDelayMs - age + 1);
-        return;
+  private scheduleLookup(): void {
+    if (this.lookupRunning || this.lookupTimer || this.lookupQueue.length === 0) return;
+    const wait = this.lastLookup + this.lookupSpacingMs - performance.now();
+    if (wait > 0) {
+      this.lookupTimer = setTimeout(() => {
+        this.lookupTimer = undefined;
+        this.scheduleLookup();
+      }, wait);
+      return;
+    }
+    const round = this.lookupQueue;
+    this.lookupQueue = [];
+    this.lookupRunning = true;
+    this.lastLookup = performance.now();
+    void this.lookupRound(round).finally(() => {
+      this.lookupRunning = false;
+      this.scheduleLookup();
+    });
+  }
+
+  /** One key lookup for every push queued: stored keys are duplicates, the rest go to the log. */
+  private async lookupRound(round: Waiter[]): Promise<void> {
+    const rowsOf = (w: Waiter): number => w.built.dataRows + w.built.dictRows;
+    let stored: Set<string>;
+    try {
+      this.stats.lookups++;
+      const rows = await this.store.lookup(storedKeysSql(this.store.ctx), { keys: round.map((w) => BigInt(w.built.key)) });
+      stored = new Set(rows.map((r) => r[0]!));
+    } catch (e) {
+      for (const w of round) {
+        this.lookupRows -= rowsOf(w);
+        this.pendingKeys.delete(w.built.key);
+        this.keepDict(w.built);
+        w.reject(e);
+      }
+      return;
+    }
+    for (const w of round) {
+      this.lookupRows -= rowsOf(w);
+      const b = w.built;
+      if (stored.has(b.key)) {
+        this.pendingKeys.delete(b.key);
+        this.keepDict(b);
+        this.stats.duplicates++;
+        w.resolve('duplicate');
+        continue;
+      }
+      const record: LogRecord = { key: b.key, data: b.data, dataRows: b.dataRows, dict: b.dict, dictRows: b.dictRows };
+      const pending = this.pendingKeys.get(b.key);
+      if (pending) this.owners.set(record, pending);
+      this.wal.append(record).durable.then(
+        () => {
+          this.stats.profilesAcknowledged++;
+          w.resolve('stored');
+        },
+        (e: unknown) => {
+          this.pendingKeys.delete(b.key);
+          if (b.dictRows > 0) this.opts.onDictDropped();
+          this.opts.log(`kiln: writing the ingest log in ${this.wal.dir}: ${e instanceof Error ? e.message : String(e)}`);
+          w.reject(new HttpError(503, 'ingest log unavailable', 'cannot write the ingest log; retry', 1));
+        },
+      );
+    }
+    const open = this.wal.open;
+    if (open && open.rows >= this.maxRows) this.sealed.push(this.seal()!);
+    this.scheduleBatches();
+  }
+
+  /** Closes the open segment; it counts as unstored until its batch is in. */
+  private seal(): Segment | undefined {
+    const s = this.wal.seal();
+    if (s) this.unstored.add(s);
+    return s;
+  }
+
+  private scheduleBatches(): void {
+    while (this.free.length > 0) {
+      let next = this.sealed.shift();
+      if (!next) {
+        const open = this.wal.open;
+        if (!open || open.records.length === 0) break;
+        const age = performance.now() - open.since;
+        const go = this.draining || this.urgent > 0 || open.rows >= this.minRows || age >= this.maxDelayMs;
+        if (!go) {
+          this.batchTimer ??= setTimeout(() => {
+            this.batchTimer = undefined;
+            this.scheduleBatches();
+          }, this.maxDelayMs - age + 1);
+          break;
+        }
+        next = this.seal()!;
       }
       const lane = this.free.pop()!;
-      const batch: Waiter[] = [];
-      let rows = 0;
-      while (this.queue.length > 0) {
-        const w = this.queue[0]!;
-        const r = w.built.dataRows + w.built.dictRows;
-        if (batch.length > 0 && rows + r > this.maxRows) break;
-        this.queue.shift();
-        batch.push(w);
-        rows += r;
-      }
-      this.queuedRows -= rows;
-      this.inFlightRows += rows;
-      const run = this.runBatch(lane, batch).finally(() => {
-        this.inFlightRows -= rows;
+      const run = this.storeSegment(lane, next).finally(() => {
         this.free.push(lane);
         this.running.delete(run);
-        this.schedule();
+        this.scheduleBatches();
       });
       this.running.add(run);
     }
   }
 
-  private async runBatch(lane: number, batch: Waiter[]): Promise<void> {
-    const t0 = performance.now();
-    // 1. Keys already stored (an earlier push whose answer was lost) are acknowledged, not written.
-    let stored: Set<string>;
+  /**
+   * Stores one segment: tries until the store takes it (or the process is
+   * stopping: it stays in the log for the next start), then removes it.
+   */
+  private async storeSegment(lane: number, s: Segment): Promise<void> {
+    this.unstored.add(s);
     try {
-      const rows = await this.store.rows(storedKeysSql(this.store.ctx), { keys: batch.map((w) => BigInt(w.built.key)) });
-      stored = new Set(rows.map((r) => String(r[0])));
-    } catch (e) {
-      this.fail(batch, e);
-      return;
-    }
-    const fresh: Waiter[] = [];
-    const dupes: Waiter[] = [];
-    for (const w of batch) (stored.has(w.built.key) ? dupes : fresh).push(w);
-    const wal: WalBatch = {
-      token: `${this.prefix}-${String(this.seq++).padStart(8, '0')}`,
-      // Duplicates' dictionary rows still go in: the workers count them as written.
-      parts: [
-        ...fresh.map((w) => ({ data: w.built.data, dict: w.built.dict })),
-        ...dupes.map((w) => ({ data: new Uint8Array(0), dict: w.built.dict })),
-      ],
-    };
-    try {
-      await this.wal.write(wal);
-    } catch (e) {
-      this.opts.log(`kiln: writing the ingest log in ${this.wal.dir}: ${e instanceof Error ? e.message : String(e)}`);
-      this.fail(batch, new StorageError('unavailable', 'cannot write the ingest log'));
-      return;
-    }
-    const result = await this.insertBatch(lane, wal);
-    this.stats.insertMs += performance.now() - t0;
-    this.stats.batches++;
-    this.stats.batchRows += batch.reduce((a, w) => a + w.built.dataRows + w.built.dictRows, 0);
-    if (result.unavailable) {
-      // Answer now (the agents retry), and complete the batch in the background
-      // with the same token; its keys stay pending until then.
-      const done = this.replayInBackground(this.store.replayLane, wal);
-      for (const w of batch) {
-        this.pendingKeys.set(w.built.key, done);
-        w.reject(new HttpError(503, 'storage unavailable', result.unavailable));
+      await s.settled();
+      const t0 = performance.now();
+      for (let attempt = 0; ; attempt++) {
+        const r = await this.insertBatch(lane, s);
+        if (!r.unavailable) {
+          const ms = performance.now() - t0;
+          this.stats.insertMs += ms;
+          this.stats.batches++;
+          this.stats.batchRows += s.rows;
+          if (s.rows > 10_000) this.storeRate = 0.8 * this.storeRate + (0.2 * s.rows) / Math.max(0.001, ms / 1000);
+          if (attempt > 0) this.stats.replays++;
+          this.stats.profilesStored += s.records.filter((x, i) => x.dataRows > 0 && !r.rejected.has(i)).length;
+          await this.quarantine(s, r.rejected);
+          await this.wal.remove(s);
+          break;
+        }
+        if (this.closing) {
+          this.opts.log(`kiln: batch ${s.token} stays in the ingest log for the next start (${r.unavailable})`);
+          return;
+        }
+        if (attempt === 0) this.opts.log(`kiln: storing batch ${s.token} failed (${r.unavailable}); trying again`);
+        await new Promise((res) => setTimeout(res, Math.min(10_000, 100 * 2 ** Math.min(attempt, 7))));
       }
-      done.finally(() => {
-        for (const w of batch) if (this.pendingKeys.get(w.built.key) === done) this.pendingKeys.delete(w.built.key);
-      });
-      return;
-    }
-    await this.wal.remove(wal.token).catch(() => {});
-    fresh.forEach((w, i) => {
-      this.pendingKeys.delete(w.built.key);
-      const err = result.rejected.get(i);
-      if (err) {
-        this.stats.rejectedByStore++;
-        w.reject(new HttpError(500, 'storage rejected the profile', err));
-      } else {
-        this.stats.profilesStored++;
-        w.resolve('stored');
+      for (const rec of s.records) {
+        const owner = this.owners.get(rec);
+        if (owner && this.pendingKeys.get(rec.key) === owner) this.pendingKeys.delete(rec.key);
       }
-    });
-    for (const w of dupes) {
-      this.pendingKeys.delete(w.built.key);
-      this.stats.duplicates++;
-      w.resolve('duplicate');
+    } finally {
+      this.unstored.delete(s);
+      this.wakeQueries();
     }
-    if (result.rejected.size > 0 || result.dictRejected) this.opts.onDictDropped();
   }
 
-  private fail(batch: Waiter[], e: unknown): void {
-    for (const w of batch) {
-      this.pendingKeys.delete(w.built.key);
-      w.reject(e);
+  /** Profiles the store refused: counted, logged, and their rows kept for a post-mortem. */
+  private async quarantine(s: Segment, rejected: Map<number, string>): Promise<void> {
+    if (rejected.size === 0) return;
+    const dir = join(this.wal.dir, 'rejected');
+    await mkdir(dir, { recursive: true }).catch(() => {});
+    for (const [i, why] of rejected) {
+      const r = s.records[i]!;
+      this.stats.rejectedByStore++;
+      this.opts.log(`kiln: the store refused profile ${r.key} of batch ${s.token} (${why}); its rows are in ${dir}`);
+      await writeFile(join(dir, `${s.token}-${i}.rowbinary`), r.data).catch(() => {});
     }
-    if (batch.some((w) => w.built.dictRows > 0)) this.opts.onDictDropped();
+    if ([...rejected.keys()].some((i) => s.records[i]!.dictRows > 0)) this.opts.onDictDropped();
   }
 
   /**
-   * The batch's INSERTs. Returns which profiles (by index) the engine refused,
+   * The batch's INSERTs. Returns which records (by index) the engine refused,
    * or `unavailable` when the store failed and the batch must be tried again.
    */
-  private async insertBatch(
-    lane: number,
-    b: WalBatch,
-  ): Promise<{ rejected: Map<number, string>; dictRejected: boolean; unavailable?: string }> {
+  private async insertBatch(lane: number, s: Segment): Promise<{ rejected: Map<number, string>; unavailable?: string }> {
     const rejected = new Map<number, string>();
-    let dictRejected = false;
+    const records = s.records;
     try {
       for (const t of DICT_TABLES) {
-        const body = Buffer.concat(b.parts.map((p) => p.dict[t]));
-        if (body.length === 0) continue;
+        const parts = records.map((r) => r.dict[t]);
+        if (parts.every((p) => p.length === 0)) continue;
         try {
-          await this.store.insert(lane, t, INSERT_COLUMNS[t], body);
+          await this.store.insert(lane, t, INSERT_COLUMNS[t], Buffer.concat(parts));
         } catch (e) {
           if (!(e instanceof StorageError && e.kind === 'rejected')) throw e;
           // One profile's rows at a time, to find whose the engine refuses.
-          dictRejected = true;
-          for (let i = 0; i < b.parts.length; i++) {
-            const part = b.parts[i]!.dict[t];
+          for (let i = 0; i < records.length; i++) {
+            const part = parts[i]!;
             if (part.length === 0) continue;
             try {
               await this.store.insert(lane, t, INSERT_COLUMNS[t], Buffer.from(part));
@@ -321,11 +420,11 @@ export class Committer {
           }
         }
       }
-      const parts = b.parts.map((p, i) => ({ i, data: p.data })).filter((p) => p.data.length > 0 && !rejected.has(p.i));
-      await this.insertData(lane, b.token, parts, rejected);
-      return { rejected, dictRejected };
+      const parts = records.map((r, i) => ({ i, data: r.data })).filter((p) => p.data.length > 0 && !rejected.has(p.i));
+      await this.insertData(lane, s.token, parts, rejected);
+      return { rejected };
     } catch (e) {
-      return { rejected, dictRejected, unavailable: e instanceof Error ? e.message : String(e) };
+      return { rejected, unavailable: e instanceof Error ? e.message : String(e) };
     }
   }
 
@@ -333,10 +432,13 @@ export class Committer {
   private async insertData(lane: number, token: string, parts: { i: number; data: Uint8Array }[], rejected: Map<number, string>): Promise<void> {
     if (parts.length === 0) return;
     try {
-      await this.store.insert(lane, 'ingest', INSERT_COLUMNS.ingest, Buffer.concat(parts.map((p) => p.data)), {
-        ...INGEST_INSERT_SETTINGS,
-        insert_deduplication_token: token,
-      });
+      await this.store.insertRowBinary(
+        lane,
+        'ingest',
+        INGEST_ROWBINARY_STRUCTURE,
+        parts.map((p) => p.data),
+        { ...INGEST_INSERT_SETTINGS, insert_deduplication_token: token },
+      );
     } catch (e) {
       if (!(e instanceof StorageError && e.kind === 'rejected')) throw e;
       if (parts.length === 1) {
@@ -349,56 +451,81 @@ export class Committer {
     }
   }
 
-  /** Inserts a logged batch again, with its token, until the store takes it. */
-  private async replay(lane: number, b: WalBatch): Promise<void> {
-    for (let attempt = 0; ; attempt++) {
-      const r = await this.insertBatch(lane, b);
-      if (!r.unavailable) {
-        this.stats.replays++;
-        if (r.rejected.size > 0 || r.dictRejected) this.opts.onDictDropped();
-        await this.wal.remove(b.token).catch(() => {});
-        return;
+  /** Every record with a sequence number up to this one is stored. */
+  private storedThrough(): number {
+    let low = this.wal.lastSeq;
+    const open = this.wal.open;
+    if (open && open.records.length > 0) low = Math.min(low, open.firstSeq - 1);
+    for (const s of this.unstored) low = Math.min(low, s.firstSeq - 1);
+    return low;
+  }
+
+  private wakeQueries(): void {
+    if (this.visibility.length === 0) return;
+    const through = this.storedThrough();
+    for (let i = this.visibility.length - 1; i >= 0; i--) {
+      const v = this.visibility[i]!;
+      if (v.target <= through) {
+        this.visibility.splice(i, 1);
+        v.resolve();
       }
-      if (this.closing) throw new StorageError('unavailable', r.unavailable);
-      await new Promise((res) => setTimeout(res, Math.min(30_000, 250 * 2 ** Math.min(attempt, 7))));
     }
   }
 
-  private replayInBackground(lane: number, b: WalBatch): Promise<Outcome> {
-    const rows = b.parts.reduce((a, p) => a + countLines(p.data) + Object.values(p.dict).reduce((x, d) => x + countLines(d), 0), 0);
-    this.replayingRows += rows;
-    const p = this.replay(lane, b)
-      .then(() => 'stored' as const)
-      .finally(() => {
-        this.replayingRows -= rows;
+  /**
+   * Read-your-writes: resolves once every push acknowledged before the call
+   * is stored, storing the open segment now rather than when it is full.
+   * Gives up after maxWaitMs (the store down or far behind) and resolves
+   * false: the query then answers with what is stored.
+   */
+  async visible(maxWaitMs: number): Promise<boolean> {
+    const target = this.wal.lastSeq;
+    if (this.storedThrough() >= target) return true;
+    this.stats.queryWaits++;
+    this.urgent++;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      this.scheduleBatches();
+      return await new Promise<boolean>((resolve) => {
+        const entry = { target, resolve: () => resolve(true) };
+        this.visibility.push(entry);
+        timer = setTimeout(() => {
+          const i = this.visibility.indexOf(entry);
+          if (i >= 0) this.visibility.splice(i, 1);
+          this.stats.queryWaitTimeouts++;
+          resolve(false);
+        }, maxWaitMs);
       });
-    p.catch((e: unknown) => this.opts.log(`kiln: batch ${b.token} stays in the ingest log for the next start (${e instanceof Error ? e.message : String(e)})`));
-    return p;
+    } finally {
+      clearTimeout(timer);
+      this.urgent--;
+    }
   }
 
-  /** Sends what is queued now and waits for every batch (shutdown, tests). */
+  /** Stores everything acknowledged so far and waits for it (shutdown, tests, benches). */
   async flush(): Promise<void> {
     this.draining = true;
     try {
-      this.schedule();
-      while (this.running.size > 0 || this.queue.length > 0) {
+      for (;;) {
+        while (this.lookupQueue.length > 0 || this.lookupRunning || this.lookupTimer) {
+          await new Promise((r) => setTimeout(r, 5));
+        }
+        await this.wal.open?.settled();
+        this.scheduleBatches();
+        if (this.running.size === 0 && !this.wal.open?.records.length && this.sealed.length === 0) break;
         await Promise.allSettled([...this.running]);
-        this.schedule();
       }
     } finally {
       this.draining = false;
     }
   }
 
+  /** Stores what is acknowledged (or, with the store down, leaves it in the log for the next start) and stops. */
   async close(): Promise<void> {
-    await this.flush();
     this.closing = true;
-    if (this.timer) clearTimeout(this.timer);
+    await this.flush();
+    clearTimeout(this.batchTimer);
+    clearTimeout(this.lookupTimer);
+    await this.wal.close();
   }
-}
-
-function countLines(b: Uint8Array): number {
-  let n = 0;
-  for (let i = 0; i < b.length; i++) if (b[i] === 0x0a) n++;
-  return n;
 }

@@ -35,10 +35,12 @@ export interface ServeOptions {
   /** Static web UI served at /; default build/ui when it exists. */
   uiDir?: string;
   limits?: Partial<Limits>;
-  /** Batching: the longest a profile waits for others to share its INSERT, ms (default 200; sooner when no more pushes are being decoded). */
+  /** Batching: the longest an acknowledged push waits in the log before its batch is stored, ms (default 1,000; sooner when a query waits for it). */
   batchDelayMs?: number;
-  /** Batching: a batch goes out at once when it holds this many rows (default 50,000). */
+  /** Batching: a batch is stored once it holds this many rows (default 100,000). */
   batchMinRows?: number;
+  /** Read-your-writes: the longest a query waits for pushes acknowledged before it to be stored, ms (default 5,000). */
+  queryWaitMs?: number;
   /** --ingest-workers: threads decoding pushes (default: one per CPU). */
   ingestWorkers?: number;
   /** --insert-lanes: batch INSERTs that may run at once (default 2). */
@@ -109,6 +111,7 @@ const FLAGS: Record<string, { key: keyof ServeOptions; type: 'string' | 'number'
   '--ingest-log': { key: 'walDir', type: 'string' },
   '--batch-delay-ms': { key: 'batchDelayMs', type: 'number' },
   '--batch-min-rows': { key: 'batchMinRows', type: 'number' },
+  '--query-wait-ms': { key: 'queryWaitMs', type: 'number' },
 };
 
 export const SERVE_USAGE = `kiln serve [options]: the ingest service, query API and web UI
@@ -126,9 +129,10 @@ export const SERVE_USAGE = `kiln serve [options]: the ingest service, query API 
   --ui-dir build/ui           the web UI to serve at /
   --ingest-workers N          threads decoding pushes (default: one per CPU)
   --insert-lanes 2            batch INSERTs that may run at once
-  --ingest-log DIR            write-ahead log of batches (default DATA/ingest-log)
-  --batch-delay-ms 200        the longest a push waits for others to share its INSERT
-  --batch-min-rows 50000      a batch goes out at once when it holds this many rows`;
+  --ingest-log DIR            write-ahead log: pushes are acknowledged once in it (default DATA/ingest-log)
+  --batch-delay-ms 1000       the longest an acknowledged push waits in the log before it is stored
+  --batch-min-rows 100000     a batch is stored once it holds this many rows
+  --query-wait-ms 5000        the longest a query waits for what was acknowledged before it`;
 
 /**
  * `kiln serve` flags to ServeOptions: "--flag value" or "--flag=value".

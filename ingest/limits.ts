@@ -67,6 +67,8 @@ export class HttpError extends Error {
     readonly status: number,
     readonly error: string,
     readonly detail?: string,
+    /** Seconds a client should wait before trying again (a Retry-After header), for 503s that say "later". */
+    readonly retryAfterS?: number,
   ) {
     super(detail ? `${error}: ${detail}` : error);
     this.name = 'HttpError';

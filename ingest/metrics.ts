@@ -31,10 +31,11 @@ export class IngestMetrics {
       lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
       for (const [labels, v] of values) lines.push(`${name}${labels} ${v}`);
     };
-    metric('kiln_ingest_profiles_total', 'counter', 'Pushes acknowledged, by outcome (stored, or a duplicate of a stored key)', [
-      ['{outcome="stored"}', s.profilesStored],
+    metric('kiln_ingest_profiles_total', 'counter', 'Pushes acknowledged, by outcome (logged to be stored, or a duplicate of a stored or pending key)', [
+      ['{outcome="acknowledged"}', s.profilesAcknowledged],
       ['{outcome="duplicate"}', s.duplicates],
     ]);
+    metric('kiln_ingest_profiles_stored_total', 'counter', 'Acknowledged profiles stored in the tables', [['', s.profilesStored]]);
     metric(
       'kiln_requests_refused_total',
       'counter',
@@ -44,13 +45,28 @@ export class IngestMetrics {
         return [`{endpoint="${endpoint}",status="${status}",error="${esc(error!)}"}`, v];
       }),
     );
-    metric('kiln_ingest_store_rejected_total', 'counter', 'Profiles the store refused (answered 500, stored not at all)', [['', s.rejectedByStore]]);
-    metric('kiln_ingest_backlog_refusals_total', 'counter', 'Pushes answered 503 because too many rows waited for the store', [['', s.backlogRefusals]]);
-    metric('kiln_ingest_batches_total', 'counter', 'Batches written', [['', s.batches]]);
-    metric('kiln_ingest_batch_rows_total', 'counter', 'Rows in the batches written', [['', s.batchRows]]);
-    metric('kiln_ingest_batch_seconds_total', 'counter', 'Time spent writing batches', [['', s.insertMs / 1000]]);
-    metric('kiln_ingest_replays_total', 'counter', 'Batches completed again from the ingest log after a failure or a restart', [['', s.replays]]);
-    metric('kiln_ingest_pending_rows', 'gauge', 'Rows waiting for, or being written to, the store', [['', this.committer.pendingRows]]);
+    metric(
+      'kiln_ingest_store_rejected_total',
+      'counter',
+      "Acknowledged profiles the store refused (not stored; their rows are kept in the ingest log's rejected/ directory)",
+      [['', s.rejectedByStore]],
+    );
+    metric('kiln_ingest_malformed_total', 'counter', 'Pushes whose rows did not check out (answered 500, nothing logged)', [['', s.malformed]]);
+    metric('kiln_ingest_backlog_refusals_total', 'counter', 'Pushes answered 503 (with Retry-After) because the log held too many rows not yet stored', [['', s.backlogRefusals]]);
+    metric('kiln_ingest_key_lookups_total', 'counter', 'Rounds of idempotency-key lookups (each covers the pushes that arrived meanwhile)', [['', s.lookups]]);
+    const log = this.committer.log;
+    metric('kiln_ingest_log_groups_total', 'counter', 'Groups written to the ingest log (one write and one fdatasync each)', [['', log.stats.groups]]);
+    metric('kiln_ingest_log_records_total', 'counter', 'Pushes written to the ingest log', [['', log.stats.records]]);
+    metric('kiln_ingest_log_bytes', 'gauge', 'Bytes in the ingest log not yet stored', [['', log.bytesOnDisk]]);
+    metric('kiln_ingest_batches_total', 'counter', 'Batches stored', [['', s.batches]]);
+    metric('kiln_ingest_batch_rows_total', 'counter', 'Rows in the batches stored', [['', s.batchRows]]);
+    metric('kiln_ingest_batch_seconds_total', 'counter', 'Time spent storing batches', [['', s.insertMs / 1000]]);
+    metric('kiln_ingest_replays_total', 'counter', 'Batches stored again after the store failed, or left in the log by an earlier run', [['', s.replays]]);
+    metric('kiln_ingest_pending_rows', 'gauge', 'Rows being looked up, or acknowledged and not yet stored', [['', this.committer.pendingRows]]);
+    metric('kiln_query_ingest_waits_total', 'counter', 'Queries that waited for acknowledged pushes to be stored, by outcome', [
+      ['{outcome="caught_up"}', s.queryWaits - s.queryWaitTimeouts],
+      ['{outcome="timed_out"}', s.queryWaitTimeouts],
+    ]);
     metric('kiln_ingest_worker_queue', 'gauge', 'Pushes being decoded or waiting for a worker', [['', this.pool.queued]]);
     const cpu = await this.pool.cpuMs();
     metric(

@@ -26,6 +26,7 @@ import { functionIdOf, labelsIdOf, sortedLabels } from '../profile/ids.js';
 import { HttpError, checkLabel, type Limits } from './limits.js';
 import type { PprofView } from './pprof-read.js';
 import { NATIVE_MAGIC } from '../profile/native.js';
+import { RowWriter } from './rowbinary.js';
 import { tsvEscape, tsvMap } from './tsv.js';
 import { SYNTHETIC } from '../profile/profile.js';
 
@@ -50,8 +51,8 @@ export interface RowsInput {
 }
 
 export interface Rows {
-  /** kiln_ingest rows (TabSeparated): one per (stack, label set), then the profile's own row last. */
-  data: string;
+  /** kiln_ingest rows (RowBinary, rowbinary.ts): one per (stack, label set), then the profile's own row last. */
+  data: Uint8Array;
   dataRows: number;
   /** Dictionary rows this worker has not written today, per table (TabSeparated, may be empty). */
   dict: Record<DictTable, string>;
@@ -59,9 +60,101 @@ export interface Rows {
   response: IngestResponse;
 }
 
-/** Fault injection for tests: rows of this service are written so that the engine rejects them. */
+/** Fault injection for tests. */
 export interface Faults {
+  /** Data rows of this service are cut short: the committer refuses them before they are logged (500). */
+  malformedService?: string;
+  /** Dictionary rows of this service carry a date the engine refuses: logged and acknowledged, then refused by the store. */
   poisonService?: string;
+}
+
+/**
+ * Ids seen in one profile: (a, b, c, d) int32 keys -> their index in order of
+ * first sight. Open addressing over typed arrays, so the hot loops build no
+ * string keys.
+ */
+export class KeyTable {
+  private keys: Int32Array;
+  private slots: Int32Array;
+  size = 0;
+  constructor(capacity = 1024) {
+    const n = 1 << Math.ceil(Math.log2(Math.max(16, capacity * 2)));
+    this.slots = new Int32Array(n);
+    this.keys = new Int32Array(n * 2);
+  }
+
+  /** The index of the key, adding it if new (then `added` is true until the next call). */
+  added = false;
+  index(a: number, b: number, c: number, d: number): number {
+    if ((this.size + 1) * 2 > this.slots.length) this.grow();
+    const mask = this.slots.length - 1;
+    let i = (Math.imul(a ^ Math.imul(b, 0x9e3779b1) ^ Math.imul(c, 0x85ebca6b) ^ Math.imul(d, 0xc2b2ae35), 0x27d4eb2f) >>> 0) & mask;
+    const k = this.keys;
+    for (;;) {
+      const at = this.slots[i]!;
+      if (at === 0) break;
+      const j = (at - 1) * 4;
+      if (k[j] === (a | 0) && k[j + 1] === (b | 0) && k[j + 2] === (c | 0) && k[j + 3] === (d | 0)) {
+        this.added = false;
+        return at - 1;
+      }
+      i = (i + 1) & mask;
+    }
+    const idx = this.size++;
+    if (idx * 4 + 4 > k.length) {
+      const next = new Int32Array(k.length * 2);
+      next.set(k);
+      this.keys = next;
+    }
+    this.keys.set([a, b, c, d], idx * 4);
+    this.slots[i] = idx + 1;
+    this.added = true;
+    return idx;
+  }
+
+  private grow(): void {
+    const old = this.slots;
+    const n = old.length * 2;
+    this.slots = new Int32Array(n);
+    const mask = n - 1;
+    const k = this.keys;
+    for (let idx = 0; idx < this.size; idx++) {
+      const j = idx * 4;
+      let i = (Math.imul(k[j]! ^ Math.imul(k[j + 1]!, 0x9e3779b1) ^ Math.imul(k[j + 2]!, 0x85ebca6b) ^ Math.imul(k[j + 3]!, 0xc2b2ae35), 0x27d4eb2f) >>> 0) & mask;
+      while (this.slots[i] !== 0) i = (i + 1) & mask;
+      this.slots[i] = idx + 1;
+    }
+  }
+
+  /** Key word w (0-3) of entry idx. */
+  key(idx: number, w: number): number {
+    return this.keys[idx * 4 + w]!;
+  }
+}
+
+/** A profile's kiln_ingest sample rows: counts summed per (label set, stack). */
+class SampleRows {
+  private readonly table = new KeyTable(512);
+  private readonly values: number[] = [];
+
+  add(labelsLo: number, labelsHi: number, stackLo: number, stackHi: number, count: number): void {
+    const i = this.table.index(labelsLo, labelsHi, stackLo, stackHi);
+    if (this.table.added) this.values.push(count);
+    else {
+      const v = this.values[i]! + count;
+      if (v > 0xffffffff) throw new HttpError(400, 'bad sample value', 'one stack counts more than 4294967295 samples');
+      this.values[i] = v;
+    }
+  }
+
+  get size(): number {
+    return this.table.size;
+  }
+
+  write(w: RowWriter, head: Uint8Array): void {
+    const t = this.table;
+    for (let i = 0; i < t.size; i++) w.sample(head, t.key(i, 0) >>> 0, t.key(i, 1) >>> 0, t.key(i, 2) >>> 0, t.key(i, 3) >>> 0, this.values[i]!);
+  }
 }
 
 const UNKNOWN = '[unknown]';
@@ -440,7 +533,7 @@ export class RowBuilder {
     let frames = 0;
     let truncated = 0;
     let total = 0;
-    const rows = new Map<string, { labels: string; stack: string; value: number }>();
+    const rows = new SampleRows();
     const stacksSeen = new Set<string>();
     let newStacks = 0;
     const truncatedFn = syntheticFn(SYNTHETIC.truncated);
@@ -520,12 +613,7 @@ export class RowBuilder {
         }
       }
       const labels = labelsOf(s);
-      const rowKey = `${labels.dec}:${stackDec}`;
-      const row = rows.get(rowKey);
-      if (row) {
-        row.value += count;
-        if (row.value > 0xffffffff) throw new HttpError(400, 'bad sample value', `one stack counts more than 4294967295 samples`);
-      } else rows.set(rowKey, { labels: labels.dec, stack: stackDec, value: count });
+      rows.add(labels.lo, labels.hi, stackLo, stackHi, count);
       total += count;
     }
 
@@ -541,16 +629,16 @@ export class RowBuilder {
     const limits = this.limits;
     const { service, now } = input;
     const bad = (line: number, why: string): HttpError => new HttpError(400, 'malformed native profile', `line ${line}: ${why}`);
-    const lines = text.split('\n');
-    if (lines[0] !== NATIVE_MAGIC) throw bad(1, `expected "${NATIVE_MAGIC}"`);
+    const firstEnd = text.indexOf('\n');
+    if ((firstEnd < 0 ? text : text.slice(0, firstEnd)) !== NATIVE_MAGIC) throw bad(1, `expected "${NATIVE_MAGIC}"`);
     const todayDay = Math.floor(now / 86_400_000);
     const today = new Date(todayDay * 86_400_000).toISOString().slice(0, 10);
     const svc = tsvEscape(service);
     const out: Record<DictTable, string[]> = { functions: [], locations: [], stacks: [], labelsets: [] };
     const series = Object.entries(input.series);
-    const labelIds: string[] = [];
-    const rows = new Map<string, { labels: string; stack: string; value: number }>();
-    const stacks = new Set<string>();
+    const labelIds: { lo: number; hi: number; dec: string }[] = [];
+    const rows = new SampleRows();
+    const stacks = new KeyTable(512);
     let period = 0;
     let duration = 0;
     let startMs = 0;
@@ -580,11 +668,36 @@ export class RowBuilder {
       parsed.set(x, out);
       return out;
     };
-    for (let i = 1; i < lines.length; i++) {
-      const line = lines[i]!;
-      if (line === '') continue;
-      const f = line.split('\t');
-      const n = i + 1;
+    // Counts (C) are nearly every line of a fleet's steady-state pushes: they are read in
+    // place (ids straight into two 32-bit halves, no strings); the rest are split.
+    const u64 = { lo: 0, hi: 0 };
+    let n = 1;
+    for (let start = firstEnd < 0 ? text.length : firstEnd + 1; start < text.length; ) {
+      let end = text.indexOf('\n', start);
+      if (end < 0) end = text.length;
+      n++;
+      const lineStart = start;
+      start = end + 1;
+      if (end === lineStart) continue;
+      if (text.charCodeAt(lineStart) === 67 /* C */ && text.charCodeAt(lineStart + 1) === 9) {
+        if (++samples > limits.maxSamples) throw new HttpError(400, 'too many samples', `more than ${limits.maxSamples} samples, the limit`);
+        const a = lineStart + 2;
+        const b = fieldEnd(text, a, end);
+        if (!readU64(text, a, b, u64)) throw bad(n, a === b ? 'stack id is missing' : 'stack id is not a UInt64');
+        const c = fieldEnd(text, b + 1, end);
+        const set = b < end ? readSmall(text, b + 1, c, Number.MAX_SAFE_INTEGER) : -1;
+        if (set < 0) throw bad(n, `label set number is not a whole number from 0 to ${Number.MAX_SAFE_INTEGER}`);
+        const labels = labelIds[set];
+        if (labels === undefined) throw bad(n, `label set ${set} is not defined before it is used`);
+        const count = c < end ? readSmall(text, c + 1, fieldEnd(text, c + 1, end), 0xffffffff) : -1;
+        if (count < 0) throw bad(n, 'count is not a whole number from 0 to 4294967295');
+        if (count === 0) continue;
+        stacks.index(u64.lo, u64.hi, 0, 0);
+        rows.add(labels.lo, labels.hi, u64.lo, u64.hi, count);
+        total += count;
+        continue;
+      }
+      const f = text.slice(lineStart, end).split('\t');
       switch (f[0]) {
         case 'P': {
           period = num(f[1], n, 'period');
@@ -666,25 +779,7 @@ export class RowBuilder {
             this.written.labelsets.set(lid.lo, lid.hi, todayDay);
             out.labelsets.push(`${svc}\t${lid.dec}\t${tsvMap(sorted)}\t${today}`);
           }
-          labelIds.push(lid.dec);
-          break;
-        }
-        case 'C': {
-          if (++samples > limits.maxSamples) throw new HttpError(400, 'too many samples', `more than ${limits.maxSamples} samples, the limit`);
-          const sid = id(f[1], n, 'stack id');
-          const set = num(f[2], n, 'label set number');
-          const labels = labelIds[set];
-          if (labels === undefined) throw bad(n, `label set ${set} is not defined before it is used`);
-          const count = num(f[3], n, 'count', 0xffffffff);
-          if (count === 0) continue;
-          stacks.add(sid.dec);
-          const key = `${labels}:${sid.dec}`;
-          const row = rows.get(key);
-          if (row) {
-            row.value += count;
-            if (row.value > 0xffffffff) throw new HttpError(400, 'bad sample value', 'one stack counts more than 4294967295 samples');
-          } else rows.set(key, { labels, stack: sid.dec, value: count });
-          total += count;
+          labelIds.push(lid);
           break;
         }
         default:
@@ -725,21 +820,30 @@ export class RowBuilder {
   /** kiln_ingest rows (samples, then the profile row with its key) and the dictionary rows, as Rows. */
   private finish(
     out: Record<DictTable, string[]>,
-    rows: Map<string, { labels: string; stack: string; value: number }>,
+    rows: SampleRows,
     p: { service: string; ts: number; period: number; duration: number; total: number; stacks: number; newStacks: number; truncated: number },
     input: RowsInput,
   ): Rows {
     if (!(p.period >= 0 && p.period <= Number.MAX_SAFE_INTEGER)) throw new HttpError(400, 'bad period', `period ${p.period} is not a non-negative number of nanoseconds`);
     if (!(p.duration >= 0 && p.duration <= Number.MAX_SAFE_INTEGER)) throw new HttpError(400, 'bad duration', `duration ${p.duration} is not a non-negative number of nanoseconds`);
-    const svc = tsvEscape(p.service);
-    const tsText = String(p.ts / 1000);
-    const poison = this.faults.poisonService !== undefined && this.faults.poisonService === p.service;
-    let data = '';
-    for (const r of rows.values()) data += `0\t${svc}\t${poison ? 'poison' : tsText}\t${r.labels}\t${r.stack}\t${r.value}\n`;
+    const tsSeconds = p.ts / 1000;
+    const w = new RowWriter(64 + rows.size * 80);
+    const head = RowWriter.sampleHead(p.service, tsSeconds);
+    rows.write(w, head);
     const seriesSorted = Object.entries(input.series).sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
-    data +=
-      `1\t${svc}\t${tsText}\t0\t0\t0\t${tsvMap(seriesSorted)}\t${Math.round(p.duration)}\t${Math.round(p.period)}\t` +
-      `${p.total}\t${rows.size}\t${tsvEscape(input.source)}\t${input.key}\n`;
+    w.profile({
+      service: p.service,
+      tsSeconds,
+      series: seriesSorted,
+      durationNs: Math.round(p.duration),
+      periodNs: Math.round(p.period),
+      samples: p.total,
+      rows: rows.size,
+      source: input.source,
+      key: input.key,
+    });
+    if (this.faults.malformedService === p.service) w.cut(1);
+    if (this.faults.poisonService === p.service) out.labelsets.push(`${tsvEscape(p.service)}\t1\t{}\tpoison`);
     const dict = {} as Record<DictTable, string>;
     let dictRows = 0;
     for (const t of DICT_TABLES) {
@@ -747,7 +851,7 @@ export class RowBuilder {
       dictRows += out[t].length;
     }
     return {
-      data,
+      data: w.done(),
       dataRows: rows.size + 1,
       dict,
       dictRows,
@@ -818,6 +922,48 @@ export class RowBuilder {
     if (a === b) return '';
     return dec.decode(v.buf.subarray(a, b));
   }
+}
+
+/** Where the tab-separated field starting at `a` ends (its tab, or the line's end). */
+function fieldEnd(text: string, a: number, end: number): number {
+  const t = text.indexOf('\t', a);
+  return t < 0 || t > end ? end : t;
+}
+
+/**
+ * Decimal UInt64 text in [a, b) into `out` as two 32-bit halves, without
+ * BigInt or a substring: value = value * 10 + digit on (hi, lo), each step
+ * exact in a double. False unless it is 1-20 digits, no leading zero, below 2^64.
+ */
+function readU64(text: string, a: number, b: number, out: { lo: number; hi: number }): boolean {
+  const len = b - a;
+  if (len <= 0 || len > 20 || (len > 1 && text.charCodeAt(a) === 48)) return false;
+  let lo = 0;
+  let hi = 0;
+  for (let i = a; i < b; i++) {
+    const d = text.charCodeAt(i) - 48;
+    if (d < 0 || d > 9) return false;
+    const l = lo * 10 + d;
+    const carry = Math.floor(l / 0x1_0000_0000);
+    lo = l - carry * 0x1_0000_0000;
+    hi = hi * 10 + carry;
+    if (hi > 0xffffffff) return false;
+  }
+  out.lo = lo;
+  out.hi = hi;
+  return true;
+}
+
+/** A whole number of at most 16 digits in [a, b), up to max; -1 if it is not one. */
+function readSmall(text: string, a: number, b: number, max: number): number {
+  if (b <= a || b - a > 16) return -1;
+  let v = 0;
+  for (let i = a; i < b; i++) {
+    const d = text.charCodeAt(i) - 48;
+    if (d < 0 || d > 9) return -1;
+    v = v * 10 + d;
+  }
+  return v <= max ? v : -1;
 }
 
 function isDigits(s: string): boolean {

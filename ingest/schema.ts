@@ -445,10 +445,11 @@ export function createIngestViewsSql(ctx: SchemaContext): string[] {
 
 /** Settings of every batch INSERT into kiln_ingest (the token is added per batch). */
 export const INGEST_INSERT_SETTINGS = {
-  // Sample rows stop after their sixth column; profile rows fill the rest.
-  input_format_tsv_allow_variable_number_of_columns: 1,
   insert_deduplicate: 1,
   deduplicate_blocks_in_dependent_materialized_views: 1,
+  // A batch's blocks have no rows to sum or replace among themselves (the views
+  // group them already): skipping the merge-on-insert pass saves ~10% of an INSERT.
+  optimize_on_insert: 0,
 } as const;
 
 /** Columns of each table ingest inserts into, in the order rows.ts writes them. */
@@ -459,6 +460,17 @@ export const INSERT_COLUMNS = {
   stacks: ['stack_hash', 'location_ids', 'last_seen'],
   labelsets: ['service', 'labels_hash', 'labels', 'last_seen'],
 } as const;
+
+/**
+ * kiln_ingest's columns with their types, as the structure of the RowBinary
+ * a batch is read from (rowbinary.ts writes rows in this order).
+ */
+export const INGEST_ROWBINARY_STRUCTURE = INSERT_COLUMNS.ingest
+  .map((name) => {
+    const col = TABLES.find((t) => t.name === 'ingest')!.columns.find((c) => c.name === name)!;
+    return `${name} ${col.type}`;
+  })
+  .join(', ');
 
 /** Which of a batch's idempotency keys are stored already. */
 export function storedKeysSql(ctx: SchemaContext): string {

@@ -74,11 +74,10 @@ export async function createServer(opts: ServeOptions = {}): Promise<KilnServer>
     log,
     onDictDropped: () => pool.bumpGeneration(),
     generation: () => pool.currentGeneration,
-    moreComing: () => pool.queued > 0,
   });
   if (ready) {
     const n = await committer.recover();
-    if (n > 0) log(`kiln: completed ${n} batch(es) an earlier run left unfinished`);
+    if (n > 0) log(`kiln: completed ${n} batch(es) an earlier run left in the ingest log`);
   }
   const metrics = new IngestMetrics(committer, pool);
 
@@ -107,7 +106,8 @@ export async function createServer(opts: ServeOptions = {}): Promise<KilnServer>
 
   app.use(ingestRoutes({ limits, auth, pool, committer }));
   const resolver = new Resolver();
-  app.use('/api/v1', queryRoutes({ limits, auth, store, resolver }));
+  const queryWaitMs = opts.queryWaitMs ?? 5_000;
+  app.use('/api/v1', queryRoutes({ limits, auth, store, resolver, caughtUp: () => committer.visible(queryWaitMs) }));
   app.use('/api', notFound);
 
   const uiDir = resolveUiDir(opts.uiDir);

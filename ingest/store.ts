@@ -17,8 +17,9 @@
  * query never holds up ingest, and ingest never queues behind a query.
  */
 
-import { mkdirSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { mkdirSync, rmSync } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { ClickHouseLogLevel, createClient, type ClickHouseClient, type ClickHouseSettings } from '@clickhouse/client';
 
@@ -52,8 +53,12 @@ export class StorageError extends Error {
 /** The native chDB session the insert lanes use (chdb's Session, typed to what Kiln calls). */
 interface ChdbSession {
   insert(p: { table: string; columns: readonly string[]; values: Buffer; format: 'TabSeparated'; settings: Record<string, string | number> }): Promise<unknown>;
+  queryAsync(query: string, opts?: { format?: string }): Promise<{ text(): string }>;
+  queryBindAsync(query: string, params: object, opts?: { format?: string }): Promise<{ text(): string }>;
   close(): void;
 }
+
+export type InsertSettings = Record<string, string | number>;
 
 export interface StoreOptions {
   /** Embedded mode: chDB data directory (created if missing). Ignored when url is set. */
@@ -85,13 +90,11 @@ export class Store {
   readonly description: string;
   private readonly client: ClickHouseClient;
   private readonly limiter: Semaphore;
-  /** Embedded mode: one chDB session per insert lane. */
+  /** Embedded mode: one chDB session per insert lane, then the lookup lane's. */
   private sessions: ChdbSession[] = [];
+  /** Embedded mode: where a RowBinary batch is handed to the engine, one file per lane. */
+  private scratch = '';
   readonly insertLanes: number;
-  /** The lane commit.ts replays failed batches on. */
-  get replayLane(): number {
-    return this.insertLanes;
-  }
   private readonly log: (msg: string) => void;
   private migrated = false;
   private migrating: Promise<void> | undefined;
@@ -150,8 +153,11 @@ export class Store {
     // than one (each INSERT runs on its own libuv thread), and a second
     // process could not open the directory anyway.
     const { Session } = await import('chdb');
-    // One more for replaying failed batches (commit.ts), so it never shares a session with a live batch.
+    // One more for ingest's key lookups (lookup()), so they never wait behind a query or an INSERT.
     store.sessions = Array.from({ length: store.insertLanes + 1 }, () => new Session(dir) as unknown as ChdbSession);
+    store.scratch = join(dir, 'kiln-insert-tmp');
+    rmSync(store.scratch, { recursive: true, force: true });
+    mkdirSync(store.scratch, { recursive: true });
     return store;
   }
 
@@ -257,6 +263,58 @@ export class Store {
     }
   }
 
+  /**
+   * One INSERT of RowBinary rows (the concatenation of `chunks`) on insert
+   * lane `lane`, with per-statement settings. The embedded engine reads them
+   * from a file (its raw-insert path takes text formats only, and RowBinary
+   * costs it half as much to read as TabSeparated); a server gets them as
+   * the body of INSERT ... FORMAT RowBinary.
+   */
+  async insertRowBinary(lane: number, table: TableName, structure: string, chunks: readonly Uint8Array[], settings: InsertSettings = {}): Promise<void> {
+    if (chunks.every((c) => c.length === 0)) return;
+    if (this.closed) throw new StorageError('unavailable', 'the store is closed');
+    const session = this.sessions[lane];
+    try {
+      if (session) {
+        const path = join(this.scratch, `lane-${lane}.rowbinary`);
+        const fh = await open(path, 'w');
+        try {
+          await fh.writev(chunks.filter((c) => c.length > 0));
+        } finally {
+          await fh.close();
+        }
+        await session.queryAsync(
+          `INSERT INTO ${this.t[table]} ${settingsClause(settings)} SELECT * FROM file(${sqlString(path)}, 'RowBinary', ${sqlString(structure)})`,
+        );
+      } else {
+        const cols = structure.split(', ').map((c) => c.slice(0, c.indexOf(' ')));
+        await this.client.exec({
+          query: `INSERT INTO ${this.t[table]} (${cols.join(', ')}) ${settingsClause(settings)} FORMAT RowBinary`,
+          values: Readable.from(chunks.filter((c) => c.length > 0).map((c) => Buffer.from(c.buffer, c.byteOffset, c.byteLength))),
+        }).then((r) => r.stream.resume());
+      }
+    } catch (e) {
+      throw this.mapError(e);
+    }
+  }
+
+  /**
+   * A SELECT for ingest (which keys are stored), as TabSeparated rows of
+   * text, on a lane of its own: never behind a user's query or an INSERT.
+   */
+  async lookup(sql: string, params: QueryParams): Promise<string[][]> {
+    if (this.closed) throw new StorageError('unavailable', 'the store is closed');
+    try {
+      const session = this.sessions[this.insertLanes];
+      const text = session
+        ? (await session.queryBindAsync(sql, params, { format: 'TabSeparated' })).text()
+        : await (await this.client.query({ query: sql, query_params: params, format: 'TabSeparated' })).text();
+      return text.split('\n').filter((l) => l.length > 0).map((l) => l.split('\t'));
+    } catch (e) {
+      throw this.mapError(e);
+    }
+  }
+
   /** A few rows through the query client (the schema table); ingest's batches use insert(). */
   async insertTsv(table: TableName, columns: string[], lines: string[]): Promise<void> {
     if (lines.length === 0) return;
@@ -348,6 +406,18 @@ const UNAVAILABLE_TYPES = new Set([
   'KEEPER_EXCEPTION',
 ]);
 const UNAVAILABLE_TEXT = /Timeout error|socket hang up|ECONNREFUSED|ECONNRESET|ENOTFOUND|EHOSTUNREACH|connect E|is closed/i;
+
+/** A string literal for SQL text: only for values Kiln makes itself (paths, tokens), never request text. */
+function sqlString(s: string): string {
+  return `'${s.replace(/[\\']/g, (c) => `\\${c}`)}'`;
+}
+
+/** SETTINGS k = v, ... for one statement (numbers as they are, strings quoted). */
+function settingsClause(settings: InsertSettings): string {
+  const entries = Object.entries(settings);
+  if (entries.length === 0) return '';
+  return `SETTINGS ${entries.map(([k, v]) => `${checkIdentifier(k, 'setting')} = ${typeof v === 'number' ? String(v) : sqlString(v)}`).join(', ')}`;
+}
 
 /** An engine message on one line, cut short: enough to debug, not a wall of SQL. */
 function firstLine(s: string): string {

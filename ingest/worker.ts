@@ -46,6 +46,7 @@ export interface Task {
 export interface Built {
   id: number;
   ok: true;
+  /** kiln_ingest rows, RowBinary (rowbinary.ts). */
   data: Uint8Array;
   dataRows: number;
   dict: Record<DictTable, Uint8Array>;
@@ -169,7 +170,7 @@ export function runTask(builder: RowBuilder, task: Task, limits: Limits, generat
 function built(id: number, rows: Rows, key: string, generation: number): Built {
   const dict = {} as Record<DictTable, Uint8Array>;
   for (const t of DICT_TABLES) dict[t] = enc.encode(rows.dict[t]);
-  return { id, ok: true, data: enc.encode(rows.data), dataRows: rows.dataRows, dict, dictRows: rows.dictRows, key, generation, response: rows.response };
+  return { id, ok: true, data: rows.data, dataRows: rows.dataRows, dict, dictRows: rows.dictRows, key, generation, response: rows.response };
 }
 
 /** This thread's CPU time (user + system), ms: /proc/thread-self is the calling thread's /proc entry. */

@@ -13,6 +13,7 @@ import { gunzipSync } from 'node:zlib';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_LIMITS, HttpError } from '../ingest/limits.js';
 import { readPprof } from '../ingest/pprof-read.js';
+import { readIngestRows } from '../ingest/rowbinary.js';
 import { RowBuilder, type Rows } from '../ingest/rows.js';
 import { tsvEscape, tsvMap } from '../ingest/tsv.js';
 import { agentPushes } from '../kit/fleet.js';
@@ -66,11 +67,11 @@ function reference(p: Profile, service: string, series: Record<string, string>):
 }
 
 function built(r: Rows): { samples: string[]; dict: Record<string, string[]> } {
+  const rows = readIngestRows(r.data, r.dataRows, r.response.service);
   return {
-    samples: r.data
-      .split('\n')
-      .filter((l) => l.startsWith('0\t'))
-      .map((l) => l.split('\t').slice(3).join('\t'))
+    samples: rows
+      .filter((x) => x.kind === 0)
+      .map((x) => `${x.labelsHash}\t${x.stackHash}\t${x.value}`)
       .sort(),
     dict: Object.fromEntries(Object.entries(r.dict).map(([t, text]) => [t, [...new Set(text.split('\n').filter(Boolean))].sort()])),
   };

@@ -818,7 +818,8 @@ describe.each(backends)('kiln serve on $name', (backend) => {
 describe('kiln serve without its store', () => {
   it('answers 503 with {error} while ClickHouse is unreachable, and stays up', async () => {
     // Port 9 (discard) on localhost: nothing listens there, connections are refused.
-    const h = await serve({ port: 0, clickhouseUrl: 'http://127.0.0.1:9', log: quiet });
+    const walDir = mkdtempSync(join(tmpdir(), 'kiln-log-'));
+    const h = await serve({ port: 0, clickhouseUrl: 'http://127.0.0.1:9', walDir, log: quiet });
     try {
       for (const path of ['/api/v1/flamegraph?service=x', '/api/v1/services', '/api/v1/top?service=x']) {
         const r = await fetch(`${h.url}${path}`);
@@ -834,6 +835,7 @@ describe('kiln serve without its store', () => {
       expect(bad.status).toBe(400);
     } finally {
       await h.close();
+      rmSync(walDir, { recursive: true, force: true });
     }
   });
 
@@ -842,7 +844,7 @@ describe('kiln serve without its store', () => {
     mkdirSync(join(ui, 'assets'));
     writeFileSync(join(ui, 'index.html'), '<!doctype html><title>Kiln</title>');
     writeFileSync(join(ui, 'assets', 'app.js'), 'console.log(1)');
-    const h = await serve({ port: 0, clickhouseUrl: 'http://127.0.0.1:9', uiDir: ui, log: quiet });
+    const h = await serve({ port: 0, clickhouseUrl: 'http://127.0.0.1:9', uiDir: ui, walDir: join(ui, 'log'), log: quiet });
     try {
       expect(await (await fetch(`${h.url}/`)).text()).toContain('<title>Kiln</title>');
       expect((await fetch(`${h.url}/assets/app.js`)).status).toBe(200);

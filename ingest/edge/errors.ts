@@ -22,6 +22,7 @@ export function toHttpError(err: unknown): HttpError {
 
 export function sendError(res: Response, e: HttpError): void {
   const body: ApiError = e.detail ? { error: e.error, detail: e.detail } : { error: e.error };
+  if (e.retryAfterS !== undefined) res.setHeader('Retry-After', String(Math.max(1, Math.ceil(e.retryAfterS))));
   res.status(e.status).json(body);
 }
 

@@ -39,6 +39,11 @@ export interface QueryDeps {
   auth: Auth;
   store: Store;
   resolver: Resolver;
+  /**
+   * Read-your-writes: resolves once what ingest acknowledged before the
+   * request is stored (or after a bounded wait; see ingest/README.md).
+   */
+  caughtUp: () => Promise<unknown>;
 }
 
 /** JSON, gzipped when the client takes gzip and the body is worth it. */
@@ -57,6 +62,10 @@ export function queryRoutes(deps: QueryDeps): express.Router {
   const { limits, store, resolver } = deps;
   const api = express.Router();
   api.use(deps.auth.read);
+  api.use(async (_req, _res, next) => {
+    await deps.caughtUp();
+    next();
+  });
 
   api.get('/services', async (req, res) => {
     const query = queryOf(req);
