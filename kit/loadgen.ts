@@ -104,8 +104,15 @@ export async function runLoad(
             samples += body.samples;
             if (body.duplicate) duplicates++;
             if (opts.recordKeys) keys.push(key);
-          } else failures[String(res.statusCode)] = (failures[String(res.statusCode)] ?? 0) + 1;
-          resolve();
+            resolve();
+          } else {
+            failures[String(res.statusCode)] = (failures[String(res.statusCode)] ?? 0) + 1;
+            // As an agent does: a 503 that says when to come back is waited out.
+            const after = Number(res.headers['retry-after']);
+            const wait = Math.min(after * 1000 * (0.5 + Math.random() / 2), deadline - performance.now());
+            if (res.statusCode === 503 && wait > 0) setTimeout(resolve, wait);
+            else resolve();
+          }
         });
         res.on('error', () => {
           failures.error = (failures.error ?? 0) + 1;
