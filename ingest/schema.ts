@@ -406,19 +406,34 @@ export function modifyTtlSql(spec: TableSpec, ctx: SchemaContext): string | unde
 }
 
 /**
+ * What a rollup's materialized view selects from each block of kiln_samples.
+ * The hourly rollup keeps label sets, and a block holds one row per (profile,
+ * label set, stack) with label sets that name the host: grouping the block
+ * would merge almost nothing, and cost a quarter of the rollup's insert (a
+ * hash aggregation of every row), so its rows go in as they are and
+ * SummingMergeTree sums them at merge time. The 10-minute rollup drops the
+ * label sets, so grouping the block first merges the hosts of a service.
+ */
+function rollupSelect(ctx: SchemaContext, r: (typeof ROLLUPS)[number]): string {
+  const t = `toStartOfInterval(ts, toIntervalSecond(${r.bucketS}), 'UTC') AS t`;
+  if (r.labels) return `SELECT service, ${t}, labels_hash, stack_hash, value\nFROM ${local(ctx, 'samples')}`;
+  return `SELECT service, ${t}, stack_hash, sum(value) AS value\nFROM ${local(ctx, 'samples')} GROUP BY service, t, stack_hash`;
+}
+
+/**
  * The rollups' materialized views. On a cluster they sit on each shard's
  * local table and write to its local rollup, so a row is summed on the shard
  * that holds it.
  */
 export function createViewsSql(ctx: SchemaContext): string[] {
-  return ROLLUPS.map((r) => {
-    const keys = r.labels ? 'service, t, labels_hash, stack_hash' : 'service, t, stack_hash';
-    return (
-      `CREATE MATERIALIZED VIEW IF NOT EXISTS ${ctx.database}.kiln_${r.table}_mv${onCluster(ctx)} TO ${local(ctx, r.table)} AS\n` +
-      `SELECT service, toStartOfInterval(ts, toIntervalSecond(${r.bucketS}), 'UTC') AS t, ${r.labels ? 'labels_hash, ' : ''}stack_hash, sum(value) AS value\n` +
-      `FROM ${local(ctx, 'samples')} GROUP BY ${keys}`
-    );
-  });
+  return ROLLUPS.map(
+    (r) => `CREATE MATERIALIZED VIEW IF NOT EXISTS ${ctx.database}.kiln_${r.table}_mv${onCluster(ctx)} TO ${local(ctx, r.table)} AS\n${rollupSelect(ctx, r)}`,
+  );
+}
+
+/** The rollups' views brought to rollupSelect() in place (no moment without a view, unlike DROP and CREATE). */
+export function modifyViewsSql(ctx: SchemaContext): string[] {
+  return ROLLUPS.map((r) => `ALTER TABLE ${ctx.database}.kiln_${r.table}_mv${onCluster(ctx)} MODIFY QUERY ${rollupSelect(ctx, r)}`);
 }
 
 function local(ctx: SchemaContext, name: string): string {
@@ -508,5 +523,10 @@ export const MIGRATIONS: Migration[] = [
       ),
       ...createIngestViewsSql(ctx),
     ],
+  },
+  {
+    version: 3,
+    description: 'the hourly rollup view inserts a block as it is (SummingMergeTree sums at merge time) instead of grouping it first',
+    statements: modifyViewsSql,
   },
 ];
