@@ -31,11 +31,12 @@
  * KILN_BENCH_SAMPLE_SECONDS (4), KILN_BENCH_WAIT_SECONDS (30).
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { KernelStats } from '../bpf/abi.js';
+import type { KernelStats, StatName } from '../bpf/abi.js';
 import { STAT_NAMES } from '../bpf/abi.js';
 import { requireCapabilities } from '../bpf/capabilities.js';
 import { koffi, libbpf } from '../bpf/libbpf.js';
@@ -54,6 +55,8 @@ const DEPTHS = [50, 2000];
 /** recursion.py's stack: <module> and main above DEPTH recurse frames */
 const EXTRA_FRAMES = 2;
 const BPF_STATS = '/proc/sys/kernel/bpf_stats_enabled';
+/** main before issue 10 rebuilt the sampler's kernel-userspace boundary */
+const BEFORE_REVISION = 'c1d0bda';
 const MAX_SAMPLE_RATE = '/proc/sys/kernel/perf_event_max_sample_rate';
 
 const envNumber = (name: string, dflt: number): number => {
@@ -404,8 +407,24 @@ async function earlyReturnCost(seconds: number): Promise<{ nsPerRun: number; run
   }
 }
 
+/** Per sample of the workload, from the kernel's counters. */
+interface Stages {
+  /** µs finding the thread state, walking (of which identifying code objects, and reporting first sights), storing, counting */
+  thread: number;
+  walk: number;
+  code: number;
+  events: number;
+  store: number;
+  count: number;
+  frameReads: number;
+  codeReads: number;
+  /** share of samples whose stack was stored already in the generation */
+  reused: number;
+}
+
 interface WalkCost {
   samples: number;
+  stages: Stages;
   framesPerSample: number;
   /** all of the program's run time over the window, per sample of the workload */
   grossUs: number;
@@ -420,11 +439,12 @@ interface WalkCost {
   disturbed: boolean;
 }
 
-async function walkCost(py: PythonInterpreter, depth: number, seconds: number, earlyNs: number): Promise<WalkCost> {
+async function walkCost(py: PythonInterpreter, depth: number, seconds: number, earlyNs: number, timing = false): Promise<WalkCost> {
   const quiet = await waitForQuiet();
   const w = await startWorkload(py, 'recursion.py', [String(seconds + 15), String(depth)]);
   try {
     const r = Recorder.start(recorderOptions([w.pid], 99));
+    r.setStageTiming(timing);
     let a: Snapshot;
     let b: Snapshot;
     let parts: ProcessProfile[];
@@ -445,8 +465,20 @@ async function walkCost(py: PythonInterpreter, depth: number, seconds: number, e
     const noTstate = b.kernel.no_tstate - a.kernel.no_tstate;
     const stacks = parts.filter((p) => p.pid === w.pid).flatMap((p) => p.profile.samples);
     const depthSeen = stacks.reduce((m, s) => Math.max(m, s.frames.length), 0);
+    const per = (k: StatName, scale = 1) => (b.kernel[k] - a.kernel[k]) / S / scale;
     return {
       samples: S,
+      stages: {
+        thread: per('ns_thread', 1000),
+        walk: per('ns_walk', 1000),
+        code: per('ns_code', 1000),
+        events: per('ns_events', 1000),
+        store: per('ns_store', 1000),
+        count: per('ns_count', 1000),
+        frameReads: per('frame_reads'),
+        codeReads: per('code_reads'),
+        reused: per('stacks_reused'),
+      },
       framesPerSample: framesPerSampleOf(parts, w.pid),
       grossUs: dT / S / 1000,
       netUs: (dT - (dN - S) * earlyNs) / S / 1000,
@@ -501,6 +533,7 @@ async function benchRunTime(out: BenchResults): Promise<void> {
     out['bpf.early_return_ns'] = round(early.nsPerRun, 1);
     say(`  early return (process not registered): ${early.nsPerRun.toFixed(0)} ns per run over ${early.runs} runs`);
 
+    stageRows.length = 0;
     const available = VERSIONS.map((v) => ({ v, py: pythonFor(v) }));
     const rows: string[][] = [];
     if (statsFd === undefined) say('  (no BPF_ENABLE_STATS fd: counting relies on the sysctl alone)');
@@ -538,22 +571,81 @@ async function benchRunTime(out: BenchResults): Promise<void> {
         if (Math.round(c.framesPerSample) !== depth + EXTRA_FRAMES)
           say(`    ! expected ${depth + EXTRA_FRAMES} frames per sample`);
         if (c.samples < seconds * 30) say(`    ! few samples: the workload got little CPU (busy host?)`);
+        // the same again with the kernel timing each stage (which costs a few clock reads)
+        const t = await walkCost(py, depth, seconds, early.nsPerRun, true);
+        const st = t.stages;
+        for (const [name, v] of Object.entries(st)) out[`${k}.stage.${name}`] = round(v, name === 'reused' ? 3 : 2);
+        out[`${k}.timed_us_per_sample`] = round(t.netUs, 2);
+        stageRows.push([
+          `${v} ${depth + EXTRA_FRAMES}`,
+          t.netUs.toFixed(2),
+          st.thread.toFixed(2),
+          st.walk.toFixed(2),
+          st.code.toFixed(2),
+          st.events.toFixed(2),
+          st.store.toFixed(2),
+          st.count.toFixed(2),
+          st.frameReads.toFixed(1),
+          st.codeReads.toFixed(1),
+          `${(st.reused * 100).toFixed(0)} %`,
+        ]);
       }
       const [shallow, deep] = costs as [WalkCost, WalkCost];
       if (!shallow.runs || !deep.runs) continue;
       const perFrameNs = ((deep.netUs - shallow.netUs) * 1000) / (deep.framesPerSample - shallow.framesPerSample);
       out[`bpf.${v}.ns_per_frame`] = round(perFrameNs, 1);
-      rows.push([
-        `${v} (${py.label.startsWith('chroot') ? 'Debian' : py.label.startsWith('host') ? 'host' : 'pyenv'})`,
-        shallow.netUs.toFixed(2),
-        deep.netUs.toFixed(2),
-        perFrameNs.toFixed(1),
-      ]);
+      const before = (d: number) => out[`before.bpf.${v}.d${d}.us_per_sample`];
+      const vs = (d: number, now: number) => (typeof before(d) === 'number' ? `${Number(before(d)).toFixed(2)} → ${now.toFixed(2)} (${(Number(before(d)) / now).toFixed(1)}x)` : now.toFixed(2));
+      rows.push([`${v} (${py.label.startsWith('chroot') ? 'Debian' : py.label.startsWith('host') ? 'host' : 'pyenv'})`, vs(DEPTHS[0]!, shallow.netUs), vs(DEPTHS[1]!, deep.netUs), perFrameNs.toFixed(1)]);
     }
-    say('\n' + table(['CPython', `µs/sample, ${DEPTHS[0]! + EXTRA_FRAMES} frames`, `µs/sample, ${DEPTHS[1]! + EXTRA_FRAMES} frames`, 'ns/frame'], rows));
+    say('\n' + table(['CPython', `µs/sample, ${DEPTHS[0]! + EXTRA_FRAMES} frames (before → after)`, `µs/sample, ${DEPTHS[1]! + EXTRA_FRAMES} frames (before → after)`, 'ns/frame'], rows));
+    say(`\nstage breakdown (µs per sample, timed in a second run; walk includes code ids, code includes first-sight events):\n` + table(STAGE_HEAD, stageRows));
   } finally {
     restore();
     process.off('SIGINT', onSignal);
+  }
+}
+
+const STAGE_HEAD = ['stack', 'timed µs', 'thread', 'walk', 'code ids', 'events', 'store', 'count', 'frame reads', 'code reads', 'stack reused'];
+const stageRows: string[][] = [];
+
+/**
+ * "Before": the run-time part of this bench as the sampler was before the
+ * boundary was rebuilt (KILN_BENCH_BEFORE, a git revision; by default main
+ * before issue 10), from its own tree and BPF object, with its own bench,
+ * in this run and by the same method, so the two are compared under the
+ * same conditions. Skipped when the revision is not in this clone.
+ */
+async function benchBefore(out: BenchResults): Promise<void> {
+  const rev = process.env.KILN_BENCH_BEFORE ?? BEFORE_REVISION;
+  const has = spawnSync('git', ['-C', REPO, 'cat-file', '-e', `${rev}^{commit}`]);
+  if (has.status !== 0) {
+    out['before.revision'] = `${rev} (not in this clone: skipped)`;
+    say(`\n== before: revision ${rev} is not in this clone; skipped`);
+    return;
+  }
+  out['before.revision'] = rev;
+  const dir = mkdtempSync(join(tmpdir(), 'kiln-bench-before-'));
+  try {
+    say(`\n== before: the same measurement on revision ${rev} (its own tree, BPF object and bench)`);
+    execFileSync('sh', ['-c', `git -C "${REPO}" archive "${rev}" | tar -x -C "${dir}"`]);
+    symlinkSync(join(REPO, 'node_modules'), join(dir, 'node_modules'));
+    execFileSync('make', ['-s', '-C', join(dir, 'bpf')], { stdio: 'inherit' });
+    // its overhead part is cut short: only its run-time figures are used
+    const env = { ...process.env, KILN_BENCH_ROUNDS: '1', KILN_BENCH_RUN_SECONDS: '1' };
+    const r = spawnSync(process.execPath, [join(REPO, 'node_modules', 'tsx', 'dist', 'cli.mjs'), 'bench/run.ts', '--only', 'sampler'], {
+      cwd: dir,
+      env,
+      encoding: 'utf8',
+      maxBuffer: 64 << 20,
+    });
+    const lines = r.stdout.split('\n').filter((l) => /^\s+3\.\d+\s+\d+ frames:|early return/.test(l));
+    for (const l of lines) say(`  before:${l}`);
+    const results = JSON.parse(readFileSync(join(dir, 'build', 'bench-results.json'), 'utf8')) as { sampler?: BenchResults };
+    for (const [k, v] of Object.entries(results.sampler ?? {})) if (k.startsWith('bpf.')) out[`before.${k}`] = v;
+    if (r.status !== 0) say(`  ! the before bench exited with ${r.status}:\n${r.stderr.slice(-2000)}`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 }
 
@@ -685,6 +777,7 @@ export async function benchSampler(): Promise<BenchResults> {
       ' so per-CPU-second ratios leave it out; go by the wall-clock ratios and the BPF program share instead');
 
   await benchOverhead(out);
+  if (process.env.KILN_BENCH_BEFORE !== 'none') await benchBefore(out);
   await benchRunTime(out);
 
   predictOverhead(out);

@@ -12,7 +12,11 @@ export interface Memory {
   read(address: bigint, length: number): Buffer;
 }
 
-export type ObjectFault = 'dead' | 'type' | 'shape';
+/**
+ * Why an object was refused: freed, of another type, malformed, not what the
+ * kernel copied of it any more, or (a code object) not the one the kernel saw.
+ */
+export type ObjectFault = 'dead' | 'type' | 'shape' | 'changed' | 'identity';
 
 /** What was read is not (any longer) the object it should be. */
 export class ObjectCheckError extends Error {

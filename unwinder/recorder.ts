@@ -4,6 +4,7 @@
  * `all`) picks up new Python processes. Used by `kiln record` and `kiln agent`.
  */
 import {
+  type CodeEvent,
   KILN_F_NO_TSTATE,
   KILN_F_READ_ERROR,
   KILN_F_STACK_LOST,
@@ -36,7 +37,18 @@ export interface RecorderOptions {
   /** called when a process starts being followed, while it is surely alive */
   onFollow?: (proc: PythonProcess) => void;
   objectPath?: string;
+  /**
+   * Have the kernel copy names and line tables into first-sight events (the
+   * default). Without, userspace reads code objects from the process as the
+   * events arrive, polling for them every `eventPollMs` (for comparison:
+   * code that dies before it is read goes unnamed).
+   */
+  copyObjects?: boolean;
+  eventPollMs?: number;
 }
+
+/** Drains without a sample naming a code object before the kernel is made to forget it. */
+const IDLE_DRAINS = 600;
 
 interface Followed {
   proc: PythonProcess;
@@ -46,6 +58,8 @@ interface Followed {
   stacks: Map<string, Frame[]>;
   /** set once the process has gone; its last samples are still drained */
   gone: boolean;
+  /** code ids the kernel was made to forget at the last drain, to drop at this one */
+  forgetting: number[];
 }
 
 /** A Profile per process, built up between takes. */
@@ -71,6 +85,7 @@ export class Recorder {
   private readonly aggregates = new Map<number, Map<string, StackSample>>();
   private readonly versions = new Map<number, string>();
   private drainTimer: NodeJS.Timeout | undefined;
+  private pollTimer: NodeJS.Timeout | undefined;
   private scanTimer: NodeJS.Timeout | undefined;
   private draining: Promise<void> = Promise.resolve();
   private windowStartNs = process.hrtime.bigint();
@@ -102,6 +117,7 @@ export class Recorder {
     if (options.all) r.scan();
     r.drainTimer = setInterval(() => void r.drainOnce(), options.drainIntervalMs);
     if (options.all) r.scanTimer = setInterval(() => r.scan(), options.scanIntervalMs);
+    if (options.copyObjects === false) r.pollTimer = setInterval(() => r.learn(r.sampler.takeCodeEvents()), options.eventPollMs ?? 10);
     r.windowStartNs = process.hrtime.bigint();
     r.windowStartWall = BigInt(Date.now()) * 1_000_000n;
     return r;
@@ -142,6 +158,11 @@ export class Recorder {
     return this.final?.run ?? this.sampler.runStats();
   }
 
+  /** Has the kernel account each stage of a sample's time (its ns_* counters): for benchmarks. */
+  setStageTiming(on: boolean): void {
+    this.sampler.setStageTiming(on);
+  }
+
   /** Starts following `pid`. With `strict`, failure throws; otherwise it is logged once. */
   private follow(pid: number, strict: boolean): boolean {
     const st = startTime(pid);
@@ -153,8 +174,15 @@ export class Recorder {
     if (!strict && this.rejected.has(key)) return false;
     try {
       const proc = inspectProcess(pid);
-      this.sampler.register(pid, kernelProc(proc.runtime, proc.layout, proc.types));
-      this.followed.set(pid, { proc, startTime: st, symbolizer: new Symbolizer(pid, proc.layout, proc.types), stacks: new Map(), gone: false });
+      this.sampler.register(pid, kernelProc(proc.runtime, proc.layout, proc.types, { copyObjects: this.options.copyObjects ?? true }));
+      this.followed.set(pid, {
+        proc,
+        startTime: st,
+        symbolizer: new Symbolizer(pid, proc.layout, proc.types),
+        stacks: new Map(),
+        gone: false,
+        forgetting: [],
+      });
       this.versions.set(pid, proc.versionText);
       this.options.onFollow?.(proc);
       this.options.log(`following pid ${pid}: CPython ${proc.versionText} (${proc.image}; ${proc.layout.source})`);
@@ -217,8 +245,7 @@ export class Recorder {
       const f = this.followed.get(pid);
       if (!f) continue;
       this.options.log(`pid ${pid} exec'd: looking at it again`);
-      f.symbolizer.detach();
-      this.followed.delete(pid);
+      this.unfollow(pid, f);
       if (this.follow(pid, false)) continue;
       if (this.noRuntimeOnce.has(`${pid}:${f.startTime}`) && !this.rejected.has(`${pid}:${f.startTime}`)) this.execRetries.push(pid);
       else this.options.log(`pid ${pid} is no longer a Python process`);
@@ -250,12 +277,39 @@ export class Recorder {
       for (const pid of execs.others) this.forget(pid);
       if (execs.overflowed) this.notPython.clear();
       this.checkExits();
-      const raw = await this.sampler.drain();
-      for (const s of raw) this.add(s);
+      const { events, samples } = await this.sampler.drain();
+      for (const f of this.followed.values()) f.symbolizer.beginDrain();
+      this.learn(events);
+      for (const s of samples) this.add(s);
+      this.sweepCodes();
       this.reinspect(execs.followed);
-      for (const [pid, f] of this.followed) if (f.gone) this.followed.delete(pid);
+      for (const [pid, f] of this.followed) if (f.gone) this.unfollow(pid, f);
     });
     return this.draining.catch((err: Error) => this.options.log(`drain failed: ${err.message}`));
+  }
+
+  /** First sights, named now by the symbolizer of the process that had them. */
+  private learn(events: CodeEvent[]): void {
+    for (const ev of events) this.followed.get(ev.pid)?.symbolizer.learn(ev);
+  }
+
+  /** Makes the kernel forget code objects nothing has named for a while, and drops them a drain later. */
+  private sweepCodes(): void {
+    const forget: { pid: number; code: bigint }[] = [];
+    for (const [pid, f] of this.followed) {
+      f.symbolizer.forget(f.forgetting);
+      const idle = f.symbolizer.idle(IDLE_DRAINS);
+      f.forgetting = idle.map((c) => c.codeId);
+      for (const c of idle) forget.push({ pid, code: c.code });
+    }
+    this.sampler.forgetCodes(forget);
+  }
+
+  /** Stops following a process: its image is gone (exit) or replaced (exec). */
+  private unfollow(pid: number, f: Followed): void {
+    f.symbolizer.detach();
+    this.sampler.forgetCodes(f.symbolizer.reported().map((code) => ({ pid, code })));
+    this.followed.delete(pid);
   }
 
   private add(s: RawSample): void {
@@ -329,6 +383,7 @@ export class Recorder {
   async stop(): Promise<ProcessProfile[]> {
     clearInterval(this.drainTimer);
     clearInterval(this.scanTimer);
+    clearInterval(this.pollTimer);
     const last = await this.take();
     this.final = { kernel: this.sampler.kernelStats(), run: this.sampler.runStats() };
     this.sampler.close();
