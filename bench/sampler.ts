@@ -31,8 +31,7 @@
  * KILN_BENCH_SAMPLE_SECONDS (4), KILN_BENCH_WAIT_SECONDS (30).
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -43,6 +42,7 @@ import { koffi, libbpf } from '../bpf/libbpf.js';
 import type { BpfRunStats } from '../bpf/sampler.js';
 import { SYNTHETIC, totalSamples } from '../profile/profile.js';
 import { Recorder, type ProcessProfile } from '../unwinder/recorder.js';
+import { BEFORE_REVISION, checkoutBefore } from '../kit/before.js';
 import { startWorkload } from '../kit/harness.js';
 import { hostPython, pythonFor, stageWorkload, type PythonInterpreter } from '../kit/pythons.js';
 
@@ -55,8 +55,6 @@ const DEPTHS = [50, 2000];
 /** recursion.py's stack: <module> and main above DEPTH recurse frames */
 const EXTRA_FRAMES = 2;
 const BPF_STATS = '/proc/sys/kernel/bpf_stats_enabled';
-/** main before issue 10 rebuilt the sampler's kernel-userspace boundary */
-const BEFORE_REVISION = 'c1d0bda';
 const MAX_SAMPLE_RATE = '/proc/sys/kernel/perf_event_max_sample_rate';
 
 const envNumber = (name: string, dflt: number): number => {
@@ -611,41 +609,35 @@ const stageRows: string[][] = [];
 
 /**
  * "Before": the run-time part of this bench as the sampler was before the
- * boundary was rebuilt (KILN_BENCH_BEFORE, a git revision; by default main
- * before issue 10), from its own tree and BPF object, with its own bench,
- * in this run and by the same method, so the two are compared under the
- * same conditions. Skipped when the revision is not in this clone.
+ * boundary was rebuilt (kit/before.ts), from its own tree and BPF object,
+ * with its own bench, in this run and by the same method, so the two are
+ * compared under the same conditions.
  */
 async function benchBefore(out: BenchResults): Promise<void> {
-  const rev = process.env.KILN_BENCH_BEFORE ?? BEFORE_REVISION;
-  const has = spawnSync('git', ['-C', REPO, 'cat-file', '-e', `${rev}^{commit}`]);
-  if (has.status !== 0) {
-    out['before.revision'] = `${rev} (not in this clone: skipped)`;
-    say(`\n== before: revision ${rev} is not in this clone; skipped`);
+  const before = checkoutBefore();
+  if (!before) {
+    out['before.revision'] = `${process.env.KILN_BENCH_BEFORE ?? BEFORE_REVISION} (none, or not in this clone: skipped)`;
+    say('\n== before: skipped (KILN_BENCH_BEFORE=none, or the revision is not in this clone)');
     return;
   }
-  out['before.revision'] = rev;
-  const dir = mkdtempSync(join(tmpdir(), 'kiln-bench-before-'));
+  out['before.revision'] = before.revision;
   try {
-    say(`\n== before: the same measurement on revision ${rev} (its own tree, BPF object and bench)`);
-    execFileSync('sh', ['-c', `git -C "${REPO}" archive "${rev}" | tar -x -C "${dir}"`]);
-    symlinkSync(join(REPO, 'node_modules'), join(dir, 'node_modules'));
-    execFileSync('make', ['-s', '-C', join(dir, 'bpf')], { stdio: 'inherit' });
+    say(`\n== before: the same measurement on revision ${before.revision} (its own tree, BPF object and bench)`);
     // its overhead part is cut short: only its run-time figures are used
     const env = { ...process.env, KILN_BENCH_ROUNDS: '1', KILN_BENCH_RUN_SECONDS: '1' };
     const r = spawnSync(process.execPath, [join(REPO, 'node_modules', 'tsx', 'dist', 'cli.mjs'), 'bench/run.ts', '--only', 'sampler'], {
-      cwd: dir,
+      cwd: before.dir,
       env,
       encoding: 'utf8',
       maxBuffer: 64 << 20,
     });
     const lines = r.stdout.split('\n').filter((l) => /^\s+3\.\d+\s+\d+ frames:|early return/.test(l));
     for (const l of lines) say(`  before:${l}`);
-    const results = JSON.parse(readFileSync(join(dir, 'build', 'bench-results.json'), 'utf8')) as { sampler?: BenchResults };
+    const results = JSON.parse(readFileSync(join(before.dir, 'build', 'bench-results.json'), 'utf8')) as { sampler?: BenchResults };
     for (const [k, v] of Object.entries(results.sampler ?? {})) if (k.startsWith('bpf.')) out[`before.${k}`] = v;
     if (r.status !== 0) say(`  ! the before bench exited with ${r.status}:\n${r.stderr.slice(-2000)}`);
   } finally {
-    rmSync(dir, { recursive: true, force: true });
+    before.cleanup();
   }
 }
 
@@ -777,7 +769,7 @@ export async function benchSampler(): Promise<BenchResults> {
       ' so per-CPU-second ratios leave it out; go by the wall-clock ratios and the BPF program share instead');
 
   await benchOverhead(out);
-  if (process.env.KILN_BENCH_BEFORE !== 'none') await benchBefore(out);
+  await benchBefore(out);
   await benchRunTime(out);
 
   predictOverhead(out);

@@ -66,6 +66,8 @@ function bind() {
     close: libc.func('int close(int fd)'),
     ioctl: libc.func('int ioctl(int fd, unsigned long request, ...)'),
     strerror: libc.func('const char *strerror(int errnum)'),
+    sigfillset: libc.func('int sigfillset(_Out_ void *set)'),
+    pthread_sigmask: libc.func('int pthread_sigmask(int how, const void *set, _Out_ void *oldset)'),
   };
 }
 

@@ -156,22 +156,26 @@ class MapHandle {
     let total = 0;
     let inBatch: Buffer | null = null;
     const opts = { sz: koffi.sizeof(lib.batchOpts), elem_flags: 0n, flags: 0n };
+    // batch buffers are kept: a drain every second should not allocate (and zero) them anew
+    this.batchKeys ??= Buffer.allocUnsafe(BATCH * this.keySize);
+    this.batchValues ??= Buffer.allocUnsafe(BATCH * this.valueSize);
     for (;;) {
-      const keys = Buffer.alloc(BATCH * this.keySize);
-      const values = Buffer.alloc(BATCH * this.valueSize);
       const outBatch = Buffer.alloc(8);
       const count = [BATCH];
-      const rc = lib.bpf_map_lookup_and_delete_batch(this.fd, inBatch, outBatch, keys, values, count, opts) as number;
+      const rc = lib.bpf_map_lookup_and_delete_batch(this.fd, inBatch, outBatch, this.batchKeys, this.batchValues, count, opts) as number;
       const n = count[0] ?? 0;
       if (rc < 0 && rc !== -2) throw new BpfError(`lookup_and_delete_batch ${this.name}`, -rc);
-      keyParts.push(keys.subarray(0, n * this.keySize));
-      valueParts.push(values.subarray(0, n * this.valueSize));
+      keyParts.push(Buffer.from(this.batchKeys.subarray(0, n * this.keySize)));
+      valueParts.push(Buffer.from(this.batchValues.subarray(0, n * this.valueSize)));
       total += n;
       if (rc === -2) break; // ENOENT: no more entries
       inBatch = outBatch;
     }
     return { keys: Buffer.concat(keyParts), values: Buffer.concat(valueParts), count: total };
   }
+
+  private batchKeys: Buffer | undefined;
+  private batchValues: Buffer | undefined;
 }
 
 export class Sampler {
@@ -240,14 +244,15 @@ export class Sampler {
       kiln_scratch: this.cpus,
     };
     // The verifier gives up with EAGAIN when a signal reaches the loading
-    // thread (a profiler's SIGPROF, say); a loaded object cannot be loaded
-    // again, so open it anew and retry.
+    // thread (a profiler's SIGPROF, say): signals wait while it runs (a few
+    // tens of ms), and should one get through anyway, the object (which
+    // cannot be loaded twice) is opened anew and loaded again.
     let obj: Ptr | undefined;
     for (let attempt = 1; !obj; attempt++) {
       const o = checkPtr(`open ${path}`, lib.bpf_object__open_file(path, openOpts));
       for (const [name, n] of Object.entries(sizes))
         check(`size ${name}`, lib.bpf_map__set_max_entries(checkPtr(`find map ${name}`, lib.bpf_object__find_map_by_name(o, name)), n) as number);
-      const rc = lib.bpf_object__load(o) as number;
+      const rc = withSignalsHeld(() => lib.bpf_object__load(o) as number);
       if (rc === 0) obj = o;
       else {
         lib.bpf_object__close(o);
@@ -493,6 +498,23 @@ export class Sampler {
     lib.bpf_object__close(this.obj);
   }
 }
+
+/** Runs `fn` with every signal held back from this thread (delivered once it returns). */
+function withSignalsHeld<T>(fn: () => T): T {
+  const lib = libbpf();
+  const all = Buffer.alloc(SIGSET_BYTES);
+  const old = Buffer.alloc(SIGSET_BYTES);
+  lib.sigfillset(all);
+  const held = (lib.pthread_sigmask(SIG_SETMASK, all, old) as number) === 0;
+  try {
+    return fn();
+  } finally {
+    if (held) lib.pthread_sigmask(SIG_SETMASK, old, null);
+  }
+}
+
+const SIG_SETMASK = 2;
+const SIGSET_BYTES = 128; // glibc's sigset_t
 
 function u32(n: number): Buffer {
   const b = Buffer.alloc(4);

@@ -171,8 +171,8 @@ export interface Daemon {
  * Starts a long-running `kiln ARGS` (serve, agent) and resolves once its
  * output matches `ready`; rejects if it exits or takes longer than timeoutMs.
  */
-export function startDaemon(args: string[], ready: RegExp, timeoutMs = 90_000): Promise<Daemon> {
-  const proc = spawn(process.execPath, [KILN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+export function startDaemon(args: string[], ready: RegExp, timeoutMs = 90_000, kilnCommand = KILN): Promise<Daemon> {
+  const proc = spawn(process.execPath, [kilnCommand, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));

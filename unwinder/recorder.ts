@@ -15,11 +15,26 @@ import { Sampler, type BpfRunStats, type RawSample } from '../bpf/sampler.js';
 import { inspectProcess, looksLikePython, NoRuntimeSymbolError, NotPythonError, type PythonProcess } from './interpreter.js';
 import { kernelProc } from './kernel-layout.js';
 import { listPids, readMaps, startTime } from './proc.js';
-import { SYNTHETIC, syntheticFrame, type Frame, type Profile, type StackSample } from '../profile/profile.js';
+import { SYNTHETIC_FRAMES, type Frame, type Profile, type StackSample } from '../profile/profile.js';
 import { Symbolizer } from './symbolizer.js';
+
+let frameKeyCount = 0;
 
 /** Symbolized stacks kept per process before the cache starts over. */
 const MAX_CACHED_STACKS = 50_000;
+
+/**
+ * A stack as symbolized, once per process: every kernel stack that names
+ * the same frames (another instruction on the same line, say) maps to one of
+ * these, so samples are merged by `key` and the same Frame[] object comes
+ * back every period (which lets encoders cache by it).
+ */
+interface SymbolizedStack {
+  frames: Frame[];
+  key: number;
+  /** the code ids it names, kept in use while the stack is */
+  codeIds: number[];
+}
 
 export interface RecorderOptions {
   /** processes to follow; with `all`, these are followed too */
@@ -54,8 +69,14 @@ interface Followed {
   proc: PythonProcess;
   startTime: number;
   symbolizer: Symbolizer;
-  /** symbolized stacks by kernel stack id and flags */
-  stacks: Map<string, Frame[]>;
+  /** symbolized stacks by flags and kernel stack id */
+  stacks: Map<number, Map<bigint, SymbolizedStack>>;
+  stackCount: number;
+  /** the same, by what they name */
+  contents: Map<string, SymbolizedStack>;
+  /** a small number per Frame object */
+  frameKeys: WeakMap<Frame, number>;
+  frameKey(f: Frame): number;
   /** set once the process has gone; its last samples are still drained */
   gone: boolean;
   /** code ids the kernel was made to forget at the last drain, to drop at this one */
@@ -65,6 +86,8 @@ interface Followed {
 /** A Profile per process, built up between takes. */
 export interface ProcessProfile {
   pid: number;
+  /** with the pid, names the process for its whole life (clock ticks since boot) */
+  startTime: number;
   pythonVersion: string;
   profile: Profile;
 }
@@ -84,6 +107,7 @@ export class Recorder {
   private execRetries: number[] = [];
   private readonly aggregates = new Map<number, Map<string, StackSample>>();
   private readonly versions = new Map<number, string>();
+  private readonly startTimes = new Map<number, number>();
   private drainTimer: NodeJS.Timeout | undefined;
   private pollTimer: NodeJS.Timeout | undefined;
   private scanTimer: NodeJS.Timeout | undefined;
@@ -180,10 +204,19 @@ export class Recorder {
         startTime: st,
         symbolizer: new Symbolizer(pid, proc.layout, proc.types),
         stacks: new Map(),
+        stackCount: 0,
+        contents: new Map(),
+        frameKeys: new WeakMap(),
+        frameKey(x: Frame) {
+          let k = this.frameKeys.get(x);
+          if (k === undefined) this.frameKeys.set(x, (k = ++frameKeyCount));
+          return k;
+        },
         gone: false,
         forgetting: [],
       });
       this.versions.set(pid, proc.versionText);
+      this.startTimes.set(pid, st);
       this.options.onFollow?.(proc);
       this.options.log(`following pid ${pid}: CPython ${proc.versionText} (${proc.image}; ${proc.layout.source})`);
       return true;
@@ -313,8 +346,8 @@ export class Recorder {
   }
 
   private add(s: RawSample): void {
-    // keyed by the kernel's stack id: symbolizing happens once per distinct stack, not per sample
-    const key = `${s.tid}\0${s.comm}\0${s.stackId}\0${s.flags}`;
+    const stack = this.symbolize(s);
+    const key = `${s.tid}\0${s.comm}\0${stack.key}`;
     let perProc = this.aggregates.get(s.pid);
     if (!perProc) this.aggregates.set(s.pid, (perProc = new Map()));
     const have = perProc.get(key);
@@ -328,33 +361,44 @@ export class Recorder {
       thread_name: s.comm,
       python_version: this.versions.get(s.pid) ?? '',
     };
-    perProc.set(key, { frames: this.symbolize(s), labels, count: s.count });
+    perProc.set(key, { frames: stack.frames, labels, count: s.count });
   }
 
-  /** Leaf-first frames of a drained stack, cached per process image by stack id. */
-  private symbolize(s: RawSample): Frame[] {
+  /** A drained stack, symbolized once per process image and kernel stack id. */
+  private symbolize(s: RawSample): SymbolizedStack {
     const f = this.followed.get(s.pid);
-    const cacheKey = `${s.stackId}:${s.flags}`;
-    const cached = f?.stacks.get(cacheKey);
-    if (cached) return cached;
+    const cached = f?.stacks.get(s.flags)?.get(s.stackId);
+    if (cached) {
+      f!.symbolizer.touch(cached.codeIds);
+      return cached;
+    }
     const frames: Frame[] = [];
-    let complete = true;
-    for (let i = s.frames.length - 1; i >= 0; i--) {
-      const frame = f ? f.symbolizer.frame(s.frames[i]!) : syntheticFrame(SYNTHETIC.unknownCode);
-      if (frame.name === SYNTHETIC.unknownCode) complete = false;
-      frames.push(frame);
+    for (let i = s.frames.length - 1; i >= 0; i--) frames.push(f ? f.symbolizer.frame(s.frames[i]!) : SYNTHETIC_FRAMES.unknownCode);
+    if (s.flags & KILN_F_NO_TSTATE) frames.push(SYNTHETIC_FRAMES.noThreadState);
+    else if (s.flags & KILN_F_STACK_LOST) frames.push(SYNTHETIC_FRAMES.stackLost);
+    else if (s.flags & KILN_F_TRUNCATED) frames.push(SYNTHETIC_FRAMES.truncated);
+    else if (s.flags & KILN_F_READ_ERROR) frames.push(SYNTHETIC_FRAMES.readError);
+    else if (frames.length === 0) frames.push(SYNTHETIC_FRAMES.noPython);
+    if (!f) return { frames, key: -1, codeIds: [] };
+    // the symbolizer hands out one Frame object per code object and line: equal stacks, equal objects
+    const content = frames.map((x) => f.frameKey(x)).join(',');
+    if (f.stackCount >= MAX_CACHED_STACKS) {
+      f.stacks.clear();
+      f.stackCount = 0;
+      f.contents.clear();
+      f.frameKeys = new WeakMap();
     }
-    if (s.flags & KILN_F_NO_TSTATE) frames.push(syntheticFrame(SYNTHETIC.noThreadState));
-    else if (s.flags & KILN_F_STACK_LOST) frames.push(syntheticFrame(SYNTHETIC.stackLost));
-    else if (s.flags & KILN_F_TRUNCATED) frames.push(syntheticFrame(SYNTHETIC.truncated));
-    else if (s.flags & KILN_F_READ_ERROR) frames.push(syntheticFrame(SYNTHETIC.readError));
-    else if (frames.length === 0) frames.push(syntheticFrame(SYNTHETIC.noPython));
-    // a frame that could not be named now may be nameable later: cache only complete stacks
-    if (f && complete) {
-      if (f.stacks.size >= MAX_CACHED_STACKS) f.stacks.clear();
-      f.stacks.set(cacheKey, frames);
+    let stack = f.contents.get(content);
+    if (!stack) {
+      stack = { frames, key: f.contents.size, codeIds: [...new Set(s.frames.map((x) => x.codeId))] };
+      f.contents.set(content, stack);
     }
-    return frames;
+    // ids are never named later than their samples arrive: what is unknown now stays so
+    let byId = f.stacks.get(s.flags);
+    if (!byId) f.stacks.set(s.flags, (byId = new Map()));
+    byId.set(s.stackId, stack);
+    f.stackCount++;
+    return stack;
   }
 
   /**
@@ -372,11 +416,18 @@ export class Recorder {
     for (const [pid, stacks] of this.aggregates) {
       out.push({
         pid,
+        startTime: this.startTimes.get(pid) ?? 0,
         pythonVersion: this.versions.get(pid) ?? '',
-        profile: { samples: mergeEqualStacks(stacks.values()), periodNs: this.periodNs, startNs, durationNs },
+        profile: { samples: [...stacks.values()], periodNs: this.periodNs, startNs, durationNs },
       });
     }
     this.aggregates.clear();
+    // what was kept to label the last samples of processes no longer followed
+    for (const pid of this.versions.keys()) {
+      if (this.followed.has(pid)) continue;
+      this.versions.delete(pid);
+      this.startTimes.delete(pid);
+    }
     return out;
   }
 
@@ -390,21 +441,6 @@ export class Recorder {
     for (const f of this.followed.values()) f.symbolizer.detach();
     return last;
   }
-}
-
-/**
- * Stacks the kernel told apart (another instruction on the same line) that
- * symbolize the same, merged once per window.
- */
-function mergeEqualStacks(samples: Iterable<StackSample>): StackSample[] {
-  const merged = new Map<string, StackSample>();
-  for (const s of samples) {
-    const key = `${s.labels.tid}\0${s.labels.thread_name}\0${s.frames.map((x) => `${x.name}\u0001${x.filename}\u0001${x.line}`).join('\0')}`;
-    const have = merged.get(key);
-    if (have) have.count += s.count;
-    else merged.set(key, { ...s });
-  }
-  return [...merged.values()];
 }
 
 /** Merges per-process profiles into one (labels keep them apart). */

@@ -19,15 +19,17 @@ import type { PyLayout, TypeObjects } from './layout.js';
 import { lineForOffset } from './linetable.js';
 import { MemoryReadError, ProcessMemory } from './memory.js';
 import { ObjectCheckError, checkObject, readBytes, readStr, type Memory, type ObjectFault } from './objects.js';
-import { SYNTHETIC, syntheticFrame, type Frame } from '../profile/profile.js';
+import { SYNTHETIC_FRAMES, type Frame } from '../profile/profile.js';
 import { SourceQualnames } from './qualname.js';
 
 interface CodeInfo {
   frame: Omit<Frame, 'line'>;
   lineTable: Buffer;
-  /** line per instruction position, filled as positions are seen */
-  lines: Map<number, number>;
+  /** the frame per instruction position, filled as positions are seen: one object per line */
+  frames: Map<number, Frame>;
+  byLine: Map<number, Frame>;
 }
+
 
 interface Known {
   /** null: reported, but could not be named */
@@ -150,21 +152,32 @@ export class Symbolizer {
     this.codes.set(ev.codeId, { info, code: ev.code, lastUsed: this.drainNo });
   }
 
+  /** The frame the kernel recorded, one object per code object and line (so callers may key by identity). */
   frame(kf: KernelFrame): Frame {
     const known = kf.codeId === 0 ? undefined : this.codes.get(kf.codeId);
     if (known) known.lastUsed = this.drainNo;
     const info = known?.info;
     if (!info) {
       if (!known) this.stats.faults.unreported++;
-      return syntheticFrame(SYNTHETIC.unknownCode);
+      return SYNTHETIC_FRAMES.unknownCode;
     }
-    let line = info.lines.get(kf.lasti);
-    if (line === undefined) {
+    let frame = info.frames.get(kf.lasti);
+    if (frame === undefined) {
       const unit = this.layout.frame.lastiIsPointer ? 2 : this.layout.frame.lastiUnitBytes;
-      line = lineForOffset(this.layout.code.lineTableFormat, info.lineTable, info.frame.startLine, kf.lasti * unit);
-      info.lines.set(kf.lasti, line);
+      const line = lineForOffset(this.layout.code.lineTableFormat, info.lineTable, info.frame.startLine, kf.lasti * unit);
+      frame = info.byLine.get(line);
+      if (!frame) info.byLine.set(line, (frame = Object.freeze({ ...info.frame, line })));
+      info.frames.set(kf.lasti, frame);
     }
-    return { ...info.frame, line };
+    return frame;
+  }
+
+  /** Code objects named by a stack symbolized earlier, used again. */
+  touch(codeIds: number[]): void {
+    for (const id of codeIds) {
+      const k = this.codes.get(id);
+      if (k) k.lastUsed = this.drainNo;
+    }
   }
 
   /** Marks the start of a drain: what its samples name is in use. */
@@ -219,7 +232,8 @@ export class Symbolizer {
     return {
       frame: { name: qualname, systemName: name, filename, startLine: firstLineNo },
       lineTable: this.decode(ev, (mem) => readBytes(mem, l, types, ptr('linetable'))),
-      lines: new Map(),
+      frames: new Map(),
+      byLine: new Map(),
     };
   }
 
