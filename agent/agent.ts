@@ -116,6 +116,7 @@ export class Agent {
     m.define('kiln_agent_stacks_total', 'counter', 'Distinct stacks (per process and thread) queued for upload');
     m.define('kiln_agent_profiles_total', 'counter', 'Profiles queued for upload');
     m.define('kiln_agent_kernel_events_total', 'counter', 'Kernel-side counters of the BPF sampler, by kind (count_drops and chunk_drops are losses)');
+    m.define('kiln_agent_code_objects_total', 'counter', 'Code objects first seen by the kernel, by outcome: named, or why not ([unknown code])');
     m.define('kiln_agent_queue_dropped_total', 'counter', 'Profiles dropped from the on-disk queue because it was full');
     m.define('kiln_agent_queue_profiles', 'gauge', 'Profiles waiting in the on-disk queue');
     m.define('kiln_agent_queue_bytes', 'gauge', 'Bytes waiting in the on-disk queue');
@@ -208,7 +209,10 @@ export class Agent {
 
   private updateKernelMetrics(): void {
     const k = this.recorder.kernelStats();
-    for (const name of STAT_NAMES) this.metrics.set('kiln_agent_kernel_events_total', k[name], { kind: name });
+    for (const name of STAT_NAMES) if (!name.startsWith('ns_')) this.metrics.set('kiln_agent_kernel_events_total', k[name], { kind: name });
+    const code = this.recorder.codeStats();
+    this.metrics.set('kiln_agent_code_objects_total', code.named, { outcome: 'named' });
+    for (const [reason, n] of Object.entries(code.faults)) this.metrics.set('kiln_agent_code_objects_total', n, { outcome: reason });
     const run = this.recorder.runStats();
     this.metrics.set('kiln_agent_bpf_run_time_seconds_total', run.runTimeNs / 1e9);
     this.metrics.set('kiln_agent_bpf_runs_total', run.runCount);

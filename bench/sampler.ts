@@ -19,8 +19,15 @@
  *      (run time - early returns x their mean cost) / samples of the workload.
  *    Measured on test/workloads/recursion.py (spinning at the leaf of a stack
  *    DEPTH + 2 frames deep) for every available CPython 3.9-3.14, at 50 and
- *    2,000 frames.
- * 3. Kernel counters (drops must be 0) and the sampler's maps as the kernel
+ *    2,000 frames; then again with the kernel timing each stage of a sample
+ *    (thread state, walk, code ids, first-sight events, store, count), and,
+ *    for "before", with the same bench of main before issue 10 (its own tree
+ *    and BPF object, kit/before.ts), in the same run.
+ * 3. First sight: test/workloads/churn.py recorded with the kernel copying
+ *    each new code object's names and line table into its event, and with
+ *    userspace reading it from the process instead: frames left unnamed, the
+ *    cost of an event in the kernel and in userspace.
+ * 4. Kernel counters (drops must be 0) and the sampler's maps as the kernel
  *    sizes them (from /proc/self/fdinfo while a recorder is live).
  *
  * Runs disturbed by another perf_event BPF program (another kiln, a test) are
@@ -28,10 +35,12 @@
  * bench waits up to KILN_BENCH_WAIT_SECONDS in all for such programs to go.
  *
  * Knobs (environment): KILN_BENCH_ROUNDS (4), KILN_BENCH_RUN_SECONDS (4),
- * KILN_BENCH_SAMPLE_SECONDS (4), KILN_BENCH_WAIT_SECONDS (30).
+ * KILN_BENCH_SAMPLE_SECONDS (4), KILN_BENCH_WAIT_SECONDS (30),
+ * KILN_BENCH_BEFORE (a git revision for the "before" figures, or none),
+ * KILN_BENCH_PARTS (overhead,before,runtime,first-sight).
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -44,6 +53,7 @@ import { SYNTHETIC, totalSamples } from '../profile/profile.js';
 import { Recorder, type ProcessProfile } from '../unwinder/recorder.js';
 import { BEFORE_REVISION, checkoutBefore } from '../kit/before.js';
 import { startWorkload } from '../kit/harness.js';
+import { misnamedFrames } from '../kit/names.js';
 import { hostPython, pythonFor, stageWorkload, type PythonInterpreter } from '../kit/pythons.js';
 
 export type BenchResults = Record<string, number | string>;
@@ -423,6 +433,8 @@ interface Stages {
 interface WalkCost {
   samples: number;
   stages: Stages;
+  /** the recorder's own CPU (this process) over the window, per sample */
+  userUs: number;
   framesPerSample: number;
   /** all of the program's run time over the window, per sample of the workload */
   grossUs: number;
@@ -437,12 +449,13 @@ interface WalkCost {
   disturbed: boolean;
 }
 
-async function walkCost(py: PythonInterpreter, depth: number, seconds: number, earlyNs: number, timing = false): Promise<WalkCost> {
+async function walkCost(py: PythonInterpreter, depth: number, seconds: number, earlyNs: number, timing = false, sampleRing = false): Promise<WalkCost> {
   const quiet = await waitForQuiet();
   const w = await startWorkload(py, 'recursion.py', [String(seconds + 15), String(depth)]);
   try {
-    const r = Recorder.start(recorderOptions([w.pid], 99));
+    const r = Recorder.start({ ...recorderOptions([w.pid], 99), sampleRing });
     r.setStageTiming(timing);
+    let cpu: NodeJS.CpuUsage;
     let a: Snapshot;
     let b: Snapshot;
     let parts: ProcessProfile[];
@@ -450,7 +463,9 @@ async function walkCost(py: PythonInterpreter, depth: number, seconds: number, e
     try {
       await sleep(500); // thread state cached, chunks stored once
       a = snap(r);
+      const cpu0 = process.cpuUsage();
       await sleep(seconds * 1000);
+      cpu = process.cpuUsage(cpu0);
       b = snap(r);
     } finally {
       disturbed = !quiet || !stillQuiet();
@@ -466,6 +481,7 @@ async function walkCost(py: PythonInterpreter, depth: number, seconds: number, e
     const per = (k: StatName, scale = 1) => (b.kernel[k] - a.kernel[k]) / S / scale;
     return {
       samples: S,
+      userUs: (cpu.user + cpu.system) / S,
       stages: {
         thread: per('ns_thread', 1000),
         walk: per('ns_walk', 1000),
@@ -598,6 +614,31 @@ async function benchRunTime(out: BenchResults): Promise<void> {
     }
     say('\n' + table(['CPython', `µs/sample, ${DEPTHS[0]! + EXTRA_FRAMES} frames (before → after)`, `µs/sample, ${DEPTHS[1]! + EXTRA_FRAMES} frames (before → after)`, 'ns/frame'], rows));
     say(`\nstage breakdown (µs per sample, timed in a second run; walk includes code ids, code includes first-sight events):\n` + table(STAGE_HEAD, stageRows));
+
+    // The other way to take stacks to userspace: every sample through a ring
+    // buffer, hashed there, against stacks stored once per generation.
+    const ringRows: string[][] = [];
+    for (const v of ['3.11', '3.13']) {
+      const py = pythonFor(v);
+      if (!py) continue;
+      for (const depth of DEPTHS) {
+        for (const ring of [false, true]) {
+          const c = await walkCost(py, depth, seconds, early.nsPerRun, true, ring);
+          const k = `stacks.${v}.d${depth}.${ring ? 'ring' : 'stored'}`;
+          out[`${k}.timed_us_per_sample`] = round(c.netUs, 2);
+          out[`${k}.store_count_us`] = round(c.stages.store + c.stages.count, 2);
+          out[`${k}.userspace_us_per_sample`] = round(c.userUs, 1);
+          ringRows.push([
+            `${v} ${depth + EXTRA_FRAMES}, ${ring ? 'ring buffer' : 'stored once'}`,
+            c.netUs.toFixed(2),
+            (c.stages.store + c.stages.count).toFixed(2),
+            c.userUs.toFixed(1),
+          ]);
+        }
+      }
+    }
+    say(`\nstacks to userspace: stored once per generation (memo + chunks + counts) vs every sample through a ring buffer:\n` +
+      table(['stack, how', 'BPF µs/sample (timed)', 'store + count µs', 'userspace µs/sample'], ringRows));
   } finally {
     restore();
     process.off('SIGINT', onSignal);
@@ -606,6 +647,94 @@ async function benchRunTime(out: BenchResults): Promise<void> {
 
 const STAGE_HEAD = ['stack', 'timed µs', 'thread', 'walk', 'code ids', 'events', 'store', 'count', 'frame reads', 'code reads', 'stack reused'];
 const stageRows: string[][] = [];
+
+// ---------------------------------------------------------------- 3. first sight
+
+const CHURN_GENERATIONS = 12;
+
+interface FirstSight {
+  samples: number;
+  unknownShare: number;
+  misnamed: number;
+  events: number;
+  /** in the BPF program, per first sight reported */
+  kernelUs: number;
+  /** in userspace, naming it */
+  userUs: number;
+  /** reads of the process's memory per first sight */
+  reads: number;
+  /** the recorder's own CPU over the run, share of one core (its polling included) */
+  cpuShare: number;
+}
+
+/**
+ * test/workloads/churn.py (modules written, imported, run and dropped,
+ * generation after generation) recorded with the kernel copying each new
+ * code object's names and line table into its first-sight event, or with
+ * userspace reading the code object from the process as soon as it polls
+ * the event (every 10 ms).
+ */
+async function churnRun(py: PythonInterpreter, copyObjects: boolean): Promise<FirstSight> {
+  const dir = `/tmp/kiln-bench-churn-${process.pid}`;
+  rmSync(join(py.root, dir), { recursive: true, force: true });
+  const w = await startWorkload(py, 'churn.py', [String(CHURN_GENERATIONS), dir, '--wait']);
+  try {
+    const r = Recorder.start({ ...recorderOptions([w.pid], 99), copyObjects, eventPollMs: 10 });
+    r.setStageTiming(true);
+    const done = new Promise<void>((resolve) => w.proc.stdout!.on('data', (d: Buffer) => d.toString().includes('"done"') && resolve()));
+    const k0 = r.kernelStats();
+    const cpu0 = process.cpuUsage();
+    const t0 = process.hrtime.bigint();
+    w.proc.kill('SIGUSR1');
+    await done;
+    const cpu = process.cpuUsage(cpu0);
+    const wall = Number(process.hrtime.bigint() - t0) / 1e3;
+    const parts = await r.stop();
+    const k = r.kernelStats();
+    const code = r.codeStats();
+    const samples = parts.filter((p) => p.pid === w.pid).flatMap((p) => p.profile.samples);
+    const all = samples.reduce((n, s) => n + s.count, 0);
+    const unknown = samples.filter((s) => s.frames.some((f) => f.name === SYNTHETIC.unknownCode)).reduce((n, s) => n + s.count, 0);
+    const events = k.code_events - k0.code_events;
+    return {
+      samples: all,
+      unknownShare: unknown / Math.max(1, all),
+      misnamed: misnamedFrames(samples, py.root).length,
+      events,
+      kernelUs: (k.ns_events - k0.ns_events) / Math.max(1, events) / 1000,
+      userUs: code.learnNs / Math.max(1, code.events) / 1000,
+      reads: code.reads / Math.max(1, code.events),
+      cpuShare: (cpu.user + cpu.system) / wall,
+    };
+  } finally {
+    await w.stop();
+    rmSync(join(py.root, dir), { recursive: true, force: true });
+  }
+}
+
+async function benchFirstSight(out: BenchResults): Promise<void> {
+  say(`\n== first sight: ${CHURN_GENERATIONS} generations of churn.py, the kernel copying names and line tables vs userspace reading code objects`);
+  const rows: string[][] = [];
+  for (const v of ['3.11', '3.13']) {
+    const py = pythonFor(v);
+    if (!py) continue;
+    for (const copy of [true, false]) {
+      await waitForQuiet();
+      const r = await churnRun(py, copy);
+      const mode = copy ? 'kernel copies' : 'userspace reads';
+      const k = `first_sight.${v}.${copy ? 'copy' : 'read'}`;
+      out[`${k}.unknown_pct`] = round(r.unknownShare * 100, 2);
+      out[`${k}.misnamed`] = r.misnamed;
+      out[`${k}.events`] = r.events;
+      out[`${k}.kernel_us_per_event`] = round(r.kernelUs, 2);
+      out[`${k}.user_us_per_event`] = round(r.userUs, 1);
+      out[`${k}.reads_per_event`] = round(r.reads, 2);
+      out[`${k}.recorder_cpu_pct`] = round(r.cpuShare * 100, 2);
+      rows.push([`${v}, ${mode}`, String(r.samples), `${(r.unknownShare * 100).toFixed(2)} %`, String(r.misnamed), String(r.events), r.kernelUs.toFixed(2), r.userUs.toFixed(1), r.reads.toFixed(2), `${(r.cpuShare * 100).toFixed(2)} %`]);
+    }
+  }
+  say(table(['CPython, first sight', 'samples', '[unknown code]', 'misnamed', 'events', 'kernel µs/event', 'userspace µs/event', 'reads/event', 'recorder CPU'], rows));
+}
 
 /**
  * "Before": the run-time part of this bench as the sampler was before the
@@ -768,9 +897,11 @@ export async function benchSampler(): Promise<BenchResults> {
     say('! this kernel has CONFIG_IRQ_TIME_ACCOUNTING=y: interrupt time (the BPF program) is not charged to the workload,' +
       ' so per-CPU-second ratios leave it out; go by the wall-clock ratios and the BPF program share instead');
 
-  await benchOverhead(out);
-  await benchBefore(out);
-  await benchRunTime(out);
+  const parts = (process.env.KILN_BENCH_PARTS ?? 'overhead,before,runtime,first-sight').split(',');
+  if (parts.includes('overhead')) await benchOverhead(out);
+  if (parts.includes('before')) await benchBefore(out);
+  if (parts.includes('runtime')) await benchRunTime(out);
+  if (parts.includes('first-sight')) await benchFirstSight(out);
 
   predictOverhead(out);
 

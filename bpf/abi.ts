@@ -20,6 +20,7 @@ export const KILN_F_READ_ERROR = 1 << 2;
 export const KILN_F_STACK_LOST = 1 << 3;
 
 export const KILN_STATE_TIMING = 1 << 0;
+export const KILN_STATE_SAMPLE_RING = 1 << 1;
 
 export const KILN_MAX_EVENTS = 8192;
 export const KILN_EVENT_EXEC = 1;
@@ -46,6 +47,7 @@ export const STAT_NAMES = [
   'ns_events',
   'ns_store',
   'ns_count',
+  'sample_drops',
 ] as const;
 export type StatName = (typeof STAT_NAMES)[number];
 export type KernelStats = Record<StatName, number>;
@@ -136,6 +138,10 @@ export const STRUCTS = {
       flags: u32(20),
       comm: { offset: 24, type: 'char[16]' },
     },
+  },
+  kiln_ring_sample: {
+    size: 32,
+    fields: { pid: u32(0), tid: u32(4), depth: u32(8), flags: u32(12), comm: { offset: 16, type: 'char[16]' } },
   },
   kiln_state: {
     size: 16,
@@ -336,6 +342,43 @@ export function decodeChunk(b: Buffer, at = 0): Chunk {
   return { parent: b.readBigUInt64LE(at + C.parent.offset), frames };
 }
 
+/** A kiln_ring_sample record (KILN_STATE_SAMPLE_RING): the sample and its frames' raw bytes. */
+export interface RingSample {
+  pid: number;
+  tid: number;
+  flags: number;
+  comm: string;
+  /** depth kiln_frame structs, leaf first */
+  frames: Buffer;
+}
+
+export function decodeRingSample(b: Buffer): RingSample {
+  const F = STRUCTS.kiln_ring_sample.fields;
+  const depth = b.readUInt32LE(F.depth.offset);
+  const end = STRUCTS.kiln_ring_sample.size + depth * STRUCTS.kiln_frame.size;
+  if (depth > KILN_MAX_DEPTH || end > b.length) throw new Error(`ring sample of ${depth} frames in ${b.length} bytes`);
+  return {
+    pid: b.readUInt32LE(F.pid.offset),
+    tid: b.readUInt32LE(F.tid.offset),
+    flags: b.readUInt32LE(F.flags.offset),
+    comm: cString(b.subarray(F.comm.offset, F.comm.offset + 16)),
+    frames: Buffer.from(b.subarray(STRUCTS.kiln_ring_sample.size, end)),
+  };
+}
+
+/** Frames as the kernel packs them (kiln_frame), leaf first, to root first. */
+export function decodeFrames(b: Buffer): KernelFrame[] {
+  const frames: KernelFrame[] = [];
+  for (let at = b.length - STRUCTS.kiln_frame.size; at >= 0; at -= STRUCTS.kiln_frame.size)
+    frames.push({ codeId: b.readUInt32LE(at + STRUCTS.kiln_frame.fields.code_id.offset), lasti: b.readInt32LE(at + STRUCTS.kiln_frame.fields.lasti.offset) });
+  return frames;
+}
+
+function cString(b: Buffer): string {
+  const nul = b.indexOf(0);
+  return b.subarray(0, nul < 0 ? b.length : nul).toString('utf8');
+}
+
 export interface SampleKey {
   pid: number;
   tid: number;
@@ -347,15 +390,13 @@ export interface SampleKey {
 
 export function decodeSampleKey(b: Buffer, at = 0): SampleKey {
   const F = STRUCTS.kiln_sample_key.fields;
-  const commBytes = b.subarray(at + F.comm.offset, at + F.comm.offset + 16);
-  const nul = commBytes.indexOf(0);
   return {
     pid: b.readUInt32LE(at + F.pid.offset),
     tid: b.readUInt32LE(at + F.tid.offset),
     stackId: b.readBigUInt64LE(at + F.stack_id.offset),
     depth: b.readUInt32LE(at + F.depth.offset),
     flags: b.readUInt32LE(at + F.flags.offset),
-    comm: commBytes.subarray(0, nul < 0 ? 16 : nul).toString('utf8'),
+    comm: cString(b.subarray(at + F.comm.offset, at + F.comm.offset + 16)),
   };
 }
 

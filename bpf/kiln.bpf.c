@@ -54,6 +54,12 @@ struct {
 	__uint(max_entries, 1 << 22); /* resized */
 } kiln_code_events SEC(".maps");
 
+/* Only with KILN_STATE_SAMPLE_RING (sized to a page otherwise). */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 4096); /* resized */
+} kiln_samples SEC(".maps");
+
 /* The last code id handed out. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -140,6 +146,7 @@ struct code_memo {
  * the number of possible CPUs). A perf_event program never nests with itself
  * on one CPU, so each slot has one user at a time. */
 struct walk_scratch {
+	struct kiln_ring_sample rs;      /* right before frames: a ring sample is the two together */
 	struct kiln_frame frames[KILN_MAX_DEPTH]; /* leaf first */
 	/* in map memory rather than on the stack: the verifier then takes its
 	 * fields for what they are, unknown numbers, and checks the walk's step
@@ -657,8 +664,9 @@ int kiln_sample(struct bpf_perf_event_data *ctx)
 
 	__u64 tstate = find_tstate(s, pid, tid);
 	stage_done(timing, KILN_STAT_NS_THREAD, t);
+	__u32 depth = 0, flags = 0;
 	if (!tstate) {
-		key.flags = KILN_F_NO_TSTATE;
+		flags = KILN_F_NO_TSTATE;
 		stat_add(KILN_STAT_NO_TSTATE, 1);
 	} else {
 		t = clock_if(timing);
@@ -688,11 +696,34 @@ int kiln_sample(struct bpf_perf_event_data *ctx)
 			w->flags |= KILN_F_TRUNCATED;
 		stage_done(timing, KILN_STAT_NS_WALK, t);
 
-		t = clock_if(timing);
+		depth = w->depth;
+		flags = w->flags;
+		stat_add(KILN_STAT_FRAMES, depth);
+		if (flags & KILN_F_TRUNCATED)
+			stat_add(KILN_STAT_TRUNCATED, 1);
+		if (flags & KILN_F_READ_ERROR)
+			stat_add(KILN_STAT_READ_ERRORS, 1);
+	}
+
+	t = clock_if(timing);
+	if (st->flags & KILN_STATE_SAMPLE_RING) {
+		/* the alternative to storing and counting: every sample to userspace */
+		s->rs.pid = pid;
+		s->rs.tid = tid;
+		s->rs.flags = flags;
+		if (depth > KILN_MAX_DEPTH)
+			depth = KILN_MAX_DEPTH;
+		s->rs.depth = depth;
+		__builtin_memcpy(s->rs.comm, key.comm, sizeof(key.comm));
+		if (bpf_ringbuf_output(&kiln_samples, &s->rs, sizeof(s->rs) + depth * sizeof(struct kiln_frame), BPF_RB_NO_WAKEUP))
+			stat_add(KILN_STAT_SAMPLE_DROPS, 1);
+		stage_done(timing, KILN_STAT_NS_STORE, t);
+		return 0;
+	}
+	key.flags = flags;
+	if (depth) {
 		__u32 lost = 0;
-		__u32 depth = w->depth, flags = w->flags;
-		__u64 stack_id = depth ? store_stack(w, st->generation, &lost) : 0;
-		key.flags = flags;
+		__u64 stack_id = store_stack(&s->walk, st->generation, &lost);
 		if (lost) {
 			key.flags |= KILN_F_STACK_LOST;
 			stat_add(KILN_STAT_CHUNK_DROPS, 1);
@@ -700,13 +731,8 @@ int kiln_sample(struct bpf_perf_event_data *ctx)
 			key.stack_id = stack_id;
 			key.depth = depth;
 		}
-		stat_add(KILN_STAT_FRAMES, depth);
-		if (flags & KILN_F_TRUNCATED)
-			stat_add(KILN_STAT_TRUNCATED, 1);
-		if (flags & KILN_F_READ_ERROR)
-			stat_add(KILN_STAT_READ_ERRORS, 1);
-		stage_done(timing, KILN_STAT_NS_STORE, t);
 	}
+	stage_done(timing, KILN_STAT_NS_STORE, t);
 
 	t = clock_if(timing);
 	if (st->generation & 1)

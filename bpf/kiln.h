@@ -46,6 +46,8 @@
 
 /* kiln_state.flags */
 #define KILN_STATE_TIMING  (1u << 0) /* account each stage's time in kiln_stats (costs two clock reads a stage) */
+#define KILN_STATE_SAMPLE_RING (1u << 1) /* send every sample through kiln_samples instead of storing and
+					 * counting it in the kernel: the alternative the bench measures */
 
 /* Indexes into the per-CPU kiln_stats array. */
 enum kiln_stat {
@@ -69,7 +71,8 @@ enum kiln_stat {
 	KILN_STAT_NS_EVENTS = 17,    /* ns reporting first sights (part of the code time) */
 	KILN_STAT_NS_STORE = 18,     /* ns storing the stack (memo lookup, chunks) */
 	KILN_STAT_NS_COUNT = 19,     /* ns counting the sample */
-	KILN_STAT_MAX = 20,
+	KILN_STAT_SAMPLE_DROPS = 20, /* with KILN_STATE_SAMPLE_RING: samples the ring had no room for */
+	KILN_STAT_MAX = 21,
 };
 
 /* Where the walker finds things in one interpreter build. Offsets are in
@@ -177,6 +180,16 @@ struct kiln_sample_key {
 	__u32 depth;                     /* frames stored in the chunks */
 	__u32 flags;                     /* KILN_F_* */
 	char comm[16];                   /* thread name at sample time */
+};
+
+/* kiln_samples record (with KILN_STATE_SAMPLE_RING): one sample, followed by
+ * its depth frames (struct kiln_frame, leaf first). */
+struct kiln_ring_sample {
+	__u32 pid;
+	__u32 tid;
+	__u32 depth;
+	__u32 flags;                     /* KILN_F_* */
+	char comm[16];
 };
 
 /* kiln_state[0]: runtime settings written by userspace. */

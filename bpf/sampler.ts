@@ -15,11 +15,14 @@ import {
   KILN_F_STACK_LOST,
   KILN_MAX_DEPTH,
   KILN_MAX_EVENTS,
+  KILN_STATE_SAMPLE_RING,
   KILN_STATE_TIMING,
   STAT_NAMES,
   STRUCTS,
   decodeChunk,
   decodeCodeEvent,
+  decodeFrames,
+  decodeRingSample,
   decodeSampleKey,
   encodeCodeKey,
   encodeProc,
@@ -29,6 +32,7 @@ import {
   type KernelFrame,
   type KernelProc,
   type KernelStats,
+  type RingSample,
 } from './abi.js';
 import { BpfError, check, checkPtr, koffi, libbpf, openCpuClockEvent, type Ptr } from './libbpf.js';
 
@@ -41,6 +45,11 @@ export interface SamplerOptions {
   drainIntervalMs: number;
   /** path of the BPF object; defaults to build/bpf/kiln.bpf.o in the checkout */
   objectPath?: string;
+  /**
+   * Every sample through a ring buffer, hashed in userspace, instead of
+   * stored and counted in the kernel: the alternative the bench measures.
+   */
+  sampleRing?: boolean;
 }
 
 /** What one drain took from the kernel. */
@@ -71,8 +80,12 @@ export interface BpfRunStats {
 const BPF_ANY = 0n;
 /** the first-sight ring: a second's worth of events even when many processes start at once */
 const EVENT_RING_BYTES = 4 << 20;
+/** the samples ring, when used: at 99 Hz on 64 CPUs, a second of 50-frame stacks */
+const SAMPLE_RING_BYTES = 16 << 20;
 /** code objects the kernel remembers having reported (least recently used go first) */
 const CODE_ENTRIES = 32768;
+/** distinct stacks given an id in sampleRing mode before the ids start over */
+const MAX_RING_STACKS = 100_000;
 const PERF_EVENT_IOC_DISABLE = 0x2401;
 const PERF_EVENT_IOC_PERIOD = 0x40082404; // _IOW('$', 4, __u64): in frequency mode, sets sample_freq
 const BATCH = 1024;
@@ -195,6 +208,12 @@ export class Sampler {
   /** events taken by the ring's callback, until the consumer returns */
   private ringTaken: CodeEvent[] = [];
   private ringErrors = 0;
+  /** with sampleRing: the samples ring, and the samples its callback took, by what they hold */
+  private readonly sampleRing: { ring: Ptr; callback: unknown } | undefined;
+  private ringSamples = new Map<string, RawSample>();
+  /** with sampleRing: an id per distinct frames, standing for the kernel's stack id (never reused) */
+  private readonly ringStacks = new Map<string, { stackId: bigint; frames: KernelFrame[] }>();
+  private ringStackCount = 0n;
   private generation = 0;
   private stateFlags = 0;
   private drainNo = 0;
@@ -241,6 +260,7 @@ export class Sampler {
       kiln_stacks: this.countsEntries,
       kiln_codes: CODE_ENTRIES,
       kiln_code_events: EVENT_RING_BYTES,
+      kiln_samples: options.sampleRing ? SAMPLE_RING_BYTES : 4096,
       kiln_scratch: this.cpus,
     };
     // The verifier gives up with EAGAIN when a signal reaches the loading
@@ -292,6 +312,23 @@ export class Sampler {
       koffi.pointer(lib.ringSample),
     );
     this.ring = checkPtr('ring_buffer__new', lib.ring_buffer__new(new MapHandle('kiln_code_events', map('kiln_code_events'), 0, 0).fd, this.ringCallback, null, null));
+    if (options.sampleRing) {
+      const callback = koffi.register(
+        (_ctx: unknown, data: unknown, size: number | bigint): number => {
+          try {
+            this.takeRingSample(decodeRingSample(Buffer.from(koffi.view(data as never, Number(size)))));
+          } catch {
+            this.ringErrors++;
+          }
+          return 0;
+        },
+        koffi.pointer(lib.ringSample),
+      );
+      const ring = checkPtr('ring_buffer__new', lib.ring_buffer__new(new MapHandle('kiln_samples', map('kiln_samples'), 0, 0).fd, callback, null, null));
+      this.sampleRing = { ring, callback };
+      this.stateFlags |= KILN_STATE_SAMPLE_RING;
+      this.writeState();
+    }
 
     const prog = checkPtr('find program', lib.bpf_object__find_program_by_name(this.obj, 'kiln_sample'));
     this.progFd = check('program fd', lib.bpf_program__fd(prog) as number);
@@ -394,6 +431,23 @@ export class Sampler {
     return out;
   }
 
+  /** A sample from the samples ring, counted with the others that hold the same. */
+  private takeRingSample(r: RingSample): void {
+    const frames = r.frames.toString('latin1');
+    const key = `${r.pid}\0${r.tid}\0${r.comm}\0${r.flags}\0${frames}`;
+    const have = this.ringSamples.get(key);
+    if (have) {
+      have.count++;
+      return;
+    }
+    let stack = this.ringStacks.get(frames);
+    if (!stack) {
+      if (this.ringStacks.size >= MAX_RING_STACKS) this.ringStacks.clear();
+      this.ringStacks.set(frames, (stack = { stackId: ++this.ringStackCount, frames: decodeFrames(r.frames) }));
+    }
+    this.ringSamples.set(key, { pid: r.pid, tid: r.tid, comm: r.comm, flags: r.flags, count: 1, stackId: stack.stackId, frames: stack.frames });
+  }
+
   /**
    * Swaps counts maps and returns everything recorded since the last drain:
    * the first sights first (the samples that name their ids come after
@@ -408,6 +462,13 @@ export class Sampler {
     await sleep(5);
     this.drainNo++;
     const events = this.takeCodeEvents();
+    if (this.sampleRing) {
+      const rc = libbpf().ring_buffer__consume(this.sampleRing.ring) as number;
+      if (rc < 0) throw new BpfError('ring_buffer__consume', -rc);
+      const samples = [...this.ringSamples.values()];
+      this.ringSamples = new Map();
+      return { events, samples };
+    }
     this.takeChunks();
     const { keys, values, count } = old.takeAll();
     const samples: RawSample[] = [];
@@ -495,6 +556,10 @@ export class Sampler {
     for (const fd of this.perfFds) lib.close(fd);
     lib.ring_buffer__free(this.ring);
     koffi.unregister(this.ringCallback as never);
+    if (this.sampleRing) {
+      lib.ring_buffer__free(this.sampleRing.ring);
+      koffi.unregister(this.sampleRing.callback as never);
+    }
     lib.bpf_object__close(this.obj);
   }
 }

@@ -16,7 +16,7 @@ import { inspectProcess, looksLikePython, NoRuntimeSymbolError, NotPythonError, 
 import { kernelProc } from './kernel-layout.js';
 import { listPids, readMaps, startTime } from './proc.js';
 import { SYNTHETIC_FRAMES, type Frame, type Profile, type StackSample } from '../profile/profile.js';
-import { Symbolizer } from './symbolizer.js';
+import { addSymbolizerStats, emptySymbolizerStats, Symbolizer, type SymbolizerStats } from './symbolizer.js';
 
 let frameKeyCount = 0;
 
@@ -60,6 +60,8 @@ export interface RecorderOptions {
    */
   copyObjects?: boolean;
   eventPollMs?: number;
+  /** every sample through a ring buffer, hashed in userspace (the alternative the bench measures) */
+  sampleRing?: boolean;
 }
 
 /** Drains without a sample naming a code object before the kernel is made to forget it. */
@@ -108,6 +110,8 @@ export class Recorder {
   private readonly aggregates = new Map<number, Map<string, StackSample>>();
   private readonly versions = new Map<number, string>();
   private readonly startTimes = new Map<number, number>();
+  /** what the symbolizers of processes no longer followed counted */
+  private readonly pastCodeStats = emptySymbolizerStats();
   private drainTimer: NodeJS.Timeout | undefined;
   private pollTimer: NodeJS.Timeout | undefined;
   private scanTimer: NodeJS.Timeout | undefined;
@@ -123,6 +127,7 @@ export class Recorder {
       maxDepth: options.maxDepth,
       drainIntervalMs: options.drainIntervalMs,
       objectPath: options.objectPath,
+      sampleRing: options.sampleRing,
     });
   }
 
@@ -338,8 +343,17 @@ export class Recorder {
     this.sampler.forgetCodes(forget);
   }
 
+  /** Code objects named and not, by reason, over every process followed so far. */
+  codeStats(): SymbolizerStats {
+    const sum = emptySymbolizerStats();
+    addSymbolizerStats(sum, this.pastCodeStats);
+    for (const f of this.followed.values()) addSymbolizerStats(sum, f.symbolizer.stats);
+    return sum;
+  }
+
   /** Stops following a process: its image is gone (exit) or replaced (exec). */
   private unfollow(pid: number, f: Followed): void {
+    addSymbolizerStats(this.pastCodeStats, f.symbolizer.stats);
     f.symbolizer.detach();
     this.sampler.forgetCodes(f.symbolizer.reported().map((code) => ({ pid, code })));
     this.followed.delete(pid);

@@ -51,6 +51,21 @@ export interface SymbolizerStats {
   faults: Record<CodeFault, number>;
   /** reads of the process's memory (names or tables longer than copied, or events without copies) */
   reads: number;
+  /** time spent naming first sights, ns */
+  learnNs: number;
+}
+
+export function emptySymbolizerStats(): SymbolizerStats {
+  return { events: 0, named: 0, faults: { dead: 0, type: 0, shape: 0, changed: 0, identity: 0, unreadable: 0, unreported: 0 }, reads: 0, learnNs: 0 };
+}
+
+/** a += b */
+export function addSymbolizerStats(a: SymbolizerStats, b: SymbolizerStats): void {
+  a.events += b.events;
+  a.named += b.named;
+  a.reads += b.reads;
+  a.learnNs += b.learnNs;
+  for (const k of Object.keys(a.faults) as CodeFault[]) a.faults[k] += b.faults[k];
 }
 
 /** A read outside what the kernel copied. */
@@ -110,12 +125,7 @@ export class Symbolizer {
   /** for builds without co_qualname */
   private readonly sources: SourceQualnames;
   private drainNo = 0;
-  readonly stats: SymbolizerStats = {
-    events: 0,
-    named: 0,
-    faults: { dead: 0, type: 0, shape: 0, changed: 0, identity: 0, unreadable: 0, unreported: 0 },
-    reads: 0,
-  };
+  readonly stats: SymbolizerStats = emptySymbolizerStats();
 
   constructor(
     readonly pid: number,
@@ -138,6 +148,7 @@ export class Symbolizer {
 
   /** Takes a first sight: names the code object now, from the copies (or the process). */
   learn(ev: CodeEvent): void {
+    const t0 = process.hrtime.bigint();
     this.stats.events++;
     let info: CodeInfo | null = null;
     try {
@@ -150,6 +161,7 @@ export class Symbolizer {
     }
     if (this.codes.size >= MAX_CODES) this.dropLeastUsed();
     this.codes.set(ev.codeId, { info, code: ev.code, lastUsed: this.drainNo });
+    this.stats.learnNs += Number(process.hrtime.bigint() - t0);
   }
 
   /** The frame the kernel recorded, one object per code object and line (so callers may key by identity). */
