@@ -19,11 +19,12 @@ export type IdentPtr = (typeof IDENT_PTRS)[number];
 /**
  * Bytes of each object a first-sight event copies, from its first byte: the
  * header and characters of names as long as nearly all are, and line tables
- * of functions of a few hundred lines. Longer ones are read from the process
- * in the drain that follows, and used only if they still begin with what the
- * kernel copied.
+ * of functions of several hundred lines. Longer ones are read from the
+ * process when the event is taken, and used only if they still begin with
+ * what the kernel copied; a line table that is gone by then is used as far
+ * as it was copied (lines past it are 0).
  */
-export const COPY_BYTES: Record<IdentPtr, number> = { filename: 512, name: 256, qualname: 256, linetable: 2048 };
+export const COPY_BYTES: Record<IdentPtr, number> = { filename: 512, name: 256, qualname: 256, linetable: 4096 };
 
 export interface KernelOptions {
   /**

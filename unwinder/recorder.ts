@@ -146,7 +146,11 @@ export class Recorder {
     if (options.all) r.scan();
     r.drainTimer = setInterval(() => void r.drainOnce(), options.drainIntervalMs);
     if (options.all) r.scanTimer = setInterval(() => r.scan(), options.scanIntervalMs);
-    if (options.copyObjects === false) r.pollTimer = setInterval(() => r.learn(r.sampler.takeCodeEvents()), options.eventPollMs ?? 10);
+    // First sights are taken at least every second, whatever the drain interval:
+    // the ring then needs room for a second of them. Without the kernel's copies
+    // they must be read while the code is alive: as soon as possible.
+    const eventPollMs = options.copyObjects === false ? (options.eventPollMs ?? 10) : Math.min(1000, options.drainIntervalMs);
+    if (eventPollMs < options.drainIntervalMs) r.pollTimer = setInterval(() => r.learn(r.sampler.takeCodeEvents()), eventPollMs);
     r.windowStartNs = process.hrtime.bigint();
     r.windowStartWall = BigInt(Date.now()) * 1_000_000n;
     return r;

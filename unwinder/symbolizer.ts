@@ -18,13 +18,15 @@ import { IDENT_INTS, IDENT_PTRS, type IdentPtr } from './kernel-layout.js';
 import type { PyLayout, TypeObjects } from './layout.js';
 import { lineForOffset } from './linetable.js';
 import { MemoryReadError, ProcessMemory } from './memory.js';
-import { ObjectCheckError, checkObject, readBytes, readStr, type Memory, type ObjectFault } from './objects.js';
+import { ObjectCheckError, checkObject, readBytes, readBytesStart, readStr, type Memory, type ObjectFault } from './objects.js';
 import { SYNTHETIC_FRAMES, type Frame } from '../profile/profile.js';
 import { SourceQualnames } from './qualname.js';
 
 interface CodeInfo {
   frame: Omit<Frame, 'line'>;
   lineTable: Buffer;
+  /** false: only the start of the table (as copied by the kernel); lines past it are 0 */
+  lineTableComplete: boolean;
   /** the frame per instruction position, filled as positions are seen: one object per line */
   frames: Map<number, Frame>;
   byLine: Map<number, Frame>;
@@ -53,10 +55,19 @@ export interface SymbolizerStats {
   reads: number;
   /** time spent naming first sights, ns */
   learnNs: number;
+  /** code objects named with only the start of their line table (the rest gone before it was read) */
+  cutLineTables: number;
 }
 
 export function emptySymbolizerStats(): SymbolizerStats {
-  return { events: 0, named: 0, faults: { dead: 0, type: 0, shape: 0, changed: 0, identity: 0, unreadable: 0, unreported: 0 }, reads: 0, learnNs: 0 };
+  return {
+    events: 0,
+    named: 0,
+    faults: { dead: 0, type: 0, shape: 0, changed: 0, identity: 0, unreadable: 0, unreported: 0 },
+    reads: 0,
+    learnNs: 0,
+    cutLineTables: 0,
+  };
 }
 
 /** a += b */
@@ -65,6 +76,7 @@ export function addSymbolizerStats(a: SymbolizerStats, b: SymbolizerStats): void
   a.named += b.named;
   a.reads += b.reads;
   a.learnNs += b.learnNs;
+  a.cutLineTables += b.cutLineTables;
   for (const k of Object.keys(a.faults) as CodeFault[]) a.faults[k] += b.faults[k];
 }
 
@@ -176,7 +188,7 @@ export class Symbolizer {
     let frame = info.frames.get(kf.lasti);
     if (frame === undefined) {
       const unit = this.layout.frame.lastiIsPointer ? 2 : this.layout.frame.lastiUnitBytes;
-      const line = lineForOffset(this.layout.code.lineTableFormat, info.lineTable, info.frame.startLine, kf.lasti * unit);
+      const line = lineForOffset(this.layout.code.lineTableFormat, info.lineTable, info.frame.startLine, kf.lasti * unit, info.lineTableComplete);
       frame = info.byLine.get(line);
       if (!frame) info.byLine.set(line, (frame = Object.freeze({ ...info.frame, line })));
       info.frames.set(kf.lasti, frame);
@@ -243,10 +255,29 @@ export class Symbolizer {
     const qualname = l.code.qualname >= 0 ? str('qualname') : this.sources.qualname(filename, firstLineNo, name);
     return {
       frame: { name: qualname, systemName: name, filename, startLine: firstLineNo },
-      lineTable: this.decode(ev, (mem) => readBytes(mem, l, types, ptr('linetable'))),
+      ...this.lineTable(ev, ptr('linetable')),
       frames: new Map(),
       byLine: new Map(),
     };
+  }
+
+  /**
+   * The line table; if it is longer than the kernel copied and the rest can
+   * no longer be read (a module's code is freed as soon as its import is
+   * done), the copied start of it: the frame keeps its name, and the lines
+   * the start does not cover are 0.
+   */
+  private lineTable(ev: CodeEvent, addr: bigint): { lineTable: Buffer; lineTableComplete: boolean } {
+    const { layout: l, types } = this;
+    try {
+      return { lineTable: this.decode(ev, (mem) => readBytes(mem, l, types, addr)), lineTableComplete: true };
+    } catch (err) {
+      const copy = ev.copies[IDENT_PTRS.indexOf('linetable')];
+      if (!(err instanceof ObjectCheckError || err instanceof MemoryReadError) || !copy?.bytes.length) throw err;
+      const start = readBytesStart(new Copies([copy]), l, types, addr, copy.bytes.length);
+      this.stats.cutLineTables++;
+      return { lineTable: start, lineTableComplete: false };
+    }
   }
 
   /**

@@ -6,7 +6,8 @@ line read from stdin: "quiet" drops the first victim and allocates nothing
 (its memory stays as it was, but free); "reused" drops the second one and
 allocates strings and code objects so that freed memory is handed out again;
 "long" does the same with the third, whose filename and line table are
-longer than the kernel copies.
+longer than the kernel copies, and "table" with the fourth, whose line table
+only is.
 Each prints {"freed": true} once the victim is gone (checked with a weak
 reference). Runs on CPython 3.9 and later.
 """
@@ -32,6 +33,7 @@ victims = {
     "quiet": make_victim("quiet_victim", "/victim/quiet_victim.py"),
     "reused": make_victim("reused_victim", "/victim/reused_victim.py"),
     "long": make_victim("long_victim", "/victim/" + "d" * 600 + "/long_victim.py", lines=1500),
+    "table": make_victim("table_victim", "/victim/table_victim.py", lines=4000),
 }
 refs = {k: weakref.ref(v) for k, v in victims.items()}
 some_str = "not a code object, but a str " + str(os.getpid())
@@ -48,6 +50,8 @@ print(json.dumps({
     "quiet": id(victims["quiet"]),
     "reused": id(victims["reused"]),
     "long": id(victims["long"]),
+    "table": id(victims["table"]),
+    "table_code_bytes": len(victims["table"].co_code),
 }), flush=True)
 
 junk = []
