@@ -253,7 +253,7 @@ export class Agent {
 
   private async drainQueue(): Promise<void> {
     for (let item = this.queue.oldest(); item && !this.stopped; item = this.queue.oldest()) {
-      const outcome = await this.upload(item.params, item.body);
+      const outcome = await this.upload(item.params, item.body, `${this.options.host}/${item.id}`);
       if (outcome === 'retry') {
         this.backoffMs = Math.min(BACKOFF_MAX_MS, Math.max(BACKOFF_MIN_MS, this.backoffMs * 2));
         const wait = this.backoffMs * (0.5 + Math.random() / 2);
@@ -270,9 +270,10 @@ export class Agent {
     this.updateQueueMetrics();
   }
 
-  private async upload(params: Record<string, string>, body: Buffer): Promise<'done' | 'retry'> {
+  /** `key` stays the same across retries of one queued profile, so ingest stores it once however often it is sent. */
+  private async upload(params: Record<string, string>, body: Buffer, key: string): Promise<'done' | 'retry'> {
     const url = `${this.options.server.replace(/\/$/, '')}/api/v1/profiles?${new URLSearchParams(params)}`;
-    const headers: Record<string, string> = { 'content-type': 'application/octet-stream' };
+    const headers: Record<string, string> = { 'content-type': 'application/octet-stream', 'idempotency-key': key };
     if (this.options.token) headers.authorization = `Bearer ${this.options.token}`;
     const t0 = process.hrtime.bigint();
     let status: number;

@@ -5,10 +5,14 @@
  * the oldest profiles are dropped, and counted.
  */
 import { mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 
 export interface QueuedProfile {
-  /** file name stem; orders the queue */
+  /**
+   * file name stem; orders the queue, and is the profile's idempotency key at
+   * ingest (with the host): a retried upload is stored once
+   */
   id: string;
   /** query parameters for POST /api/v1/profiles */
   params: Record<string, string>;
@@ -50,7 +54,8 @@ export class DiskQueue {
   }
 
   push(params: Record<string, string>, body: Buffer): void {
-    const id = `${String(this.seq++).padStart(12, '0')}-${Date.now()}`;
+    // The random part keeps ids apart across agent restarts and hosts that share a name.
+    const id = `${String(this.seq++).padStart(12, '0')}-${Date.now()}-${randomBytes(6).toString('hex')}`;
     const meta = JSON.stringify(params);
     const record = Buffer.concat([lengthPrefix(meta), Buffer.from(meta), body]);
     const path = join(this.dir, `${id}.pb.gz`);

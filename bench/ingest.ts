@@ -12,8 +12,8 @@
  * - The 24 h of samples are bulk-loaded with INSERT ... SELECT from numbers(),
  *   each profile a copy of one of 200 pre-drawn profiles per service.
  * - Flame-graph latency over HTTP: 1 h and 24 h of one service, with and without a host filter.
- * - Ingest throughput over HTTP on a slice: distinct gzipped pprof bodies
- *   posted by 8 concurrent clients for a fixed time.
+ * - Ingest throughput over HTTP (bench/ingest-http.ts): a separate `kiln
+ *   serve` and a load generator in its own process, 32 and 256 clients.
  * - Bytes on disk per stored row and per sample.
  *
  * Knobs (environment): KILN_BENCH_HOURS (24), KILN_BENCH_HOSTS (100),
@@ -26,7 +26,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os, { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { FlamegraphResponse, IngestResponse } from '../ingest/api.js';
+import type { FlamegraphResponse } from '../ingest/api.js';
 import { serve } from '../ingest/serve.js';
 import { encodePprof } from '../profile/pprof.js';
 import {
@@ -38,12 +38,10 @@ import {
   THREADS,
   makeService,
   profileFromRows,
-  rng,
   seriesLabels,
-  unpack,
-  type Service,
 } from '../kit/fleet.js';
 import { envNumber, percentile, round1 } from '../kit/stats.js';
+import { benchIngestHttp } from './ingest-http.js';
 
 const env = envNumber;
 
@@ -51,7 +49,6 @@ const HOURS = env('KILN_BENCH_HOURS', 24);
 const HOSTS = env('KILN_BENCH_HOSTS', 100);
 const SERVICES = env('KILN_BENCH_SERVICES', 5);
 const HTTP_SECONDS = env('KILN_BENCH_HTTP_SECONDS', 20);
-const CONCURRENCY = 8;
 
 function log(msg: string): void {
   process.stderr.write(`[bench ingest] ${msg}\n`);
@@ -195,58 +192,8 @@ export async function benchIngest(): Promise<Record<string, number | string>> {
       log(`${name}: p50 ${results[`${name}_p50_ms`]} ms, p95 ${results[`${name}_p95_ms`]} ms (${body.total} samples, ${body.fullNodes} nodes)`);
     }
 
-    // 4. Ingest throughput over HTTP: distinct gzipped pprof bodies, 8 clients.
-    const bodies: { svc: Service; host: string; body: Uint8Array<ArrayBuffer>; samples: number }[] = [];
-    const pick = rng(42);
-    for (let i = 0; i < 240; i++) {
-      const s = services[i % services.length]!;
-      const hst = s.hosts[Math.floor(pick() * s.hosts.length)]!;
-      const tmpl = s.templates[Math.floor(pick() * TEMPLATES)]!.map(unpack);
-      const body = new Uint8Array(await encodePprof(profileFromRows(s, hst, tmpl, 0n)));
-      bodies.push({ svc: s, host: hst, body, samples: tmpl.reduce((a, r) => a + r.count, 0) });
-    }
-    const avgBody = bodies.reduce((a, b) => a + b.body.length, 0) / bodies.length;
-    let posted = 0;
-    let samples = 0;
-    let rows = 0;
-    let next = 0;
-    const deadline = performance.now() + HTTP_SECONDS * 1000;
-    t = performance.now();
-    const cpu0 = process.cpuUsage();
-    await Promise.all(
-      Array.from({ length: CONCURRENCY }, async () => {
-        while (performance.now() < deadline) {
-          const b = bodies[next++ % bodies.length]!;
-          const ts = (nowS - 3600 + (next % 3600)) * 1000;
-          const r = await fetch(`${h.url}/api/v1/profiles?service=${b.svc.name}&host=${b.host}&region=${seriesLabels(b.host).region}&time=${ts}`, {
-            method: 'POST',
-            body: b.body,
-          });
-          const out = (await r.json()) as IngestResponse;
-          if (r.status !== 200) throw new Error(`ingest: ${r.status} ${JSON.stringify(out)}`);
-          posted++;
-          samples += out.samples;
-          rows += out.rows;
-        }
-      }),
-    );
-    const httpS = (performance.now() - t) / 1000;
-    await h.kiln.ingestor.flush();
-    const cpu = process.cpuUsage(cpu0);
-    // Everything in the process per profile: client, HTTP, decode, ingest, chDB's
-    // INSERTs, views and the merges they cause. Steadier than wall time on a shared machine.
-    results.http_ingest_cpu_ms_per_profile = round1((cpu.user + cpu.system) / 1000 / posted);
-    results.http_ingest_profiles_per_s = round1(posted / httpS);
-    results.http_ingest_samples_per_s = Math.round(samples / httpS);
-    results.http_ingest_rows_per_s = Math.round(rows / httpS);
-    results.http_ingest_body_bytes = Math.round(avgBody);
-    log(
-      `HTTP ingest: ${posted} profiles in ${httpS.toFixed(1)} s: ${results.http_ingest_profiles_per_s} profiles/s, ` +
-        `${results.http_ingest_samples_per_s} samples/s, ${results.http_ingest_cpu_ms_per_profile} ms CPU per profile`,
-    );
-
-    // 5. Bytes on disk.
-    await h.kiln.ingestor.flush();
+    // 4. Bytes on disk.
+    await h.kiln.flush();
     const parts = await store.rows(
       `SELECT table, toString(sum(bytes_on_disk)), toString(sum(rows)) FROM system.parts
        WHERE active AND database = {db:String} GROUP BY table ORDER BY table`,
@@ -270,6 +217,8 @@ export async function benchIngest(): Promise<Record<string, number | string>> {
     await h.close();
     if (!process.env.KILN_BENCH_DIR && !process.env.KILN_BENCH_KEEP) rmSync(dir, { recursive: true, force: true });
   }
+  // 5. Ingest throughput over HTTP: `kiln serve` and the load generator each in a process of their own.
+  Object.assign(results, await benchIngestHttp());
   results.load_average = os.loadavg()[0]!.toFixed(1);
   console.log(`kiln serve bench (embedded chDB, ${os.cpus().length} CPUs, load average ${results.load_average}):`);
   for (const [k, v] of Object.entries(results)) console.log(`  ${k.padEnd(36)} ${v}`);

@@ -10,7 +10,7 @@
  * INSERT ... SELECT), so the store holds what the ingest bench measures.
  *
  * "Rendered" is the page's own performance mark kiln:flame-rendered, set two
- * animation frames after the graph is in the DOM (ui/src/main.ts), so it
+ * animation frames after the graph is in the DOM (ui/src/app.ts), so it
  * includes the HTML, the bundle, every API call the graph waits for, layout
  * and paint.
  *

@@ -23,9 +23,23 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<void>> = {
   agent,
   demo,
   serve: async (argv) => {
-    const { serve, optionsFromArgv } = await import('../ingest/serve.js');
-    const handle = await serve(optionsFromArgv(argv));
+    const { serve, optionsFromArgv, SERVE_USAGE } = await import('../ingest/serve.js');
+    const opts = optionsFromArgv(argv);
+    if (opts.help) {
+      process.stdout.write(SERVE_USAGE + '\n');
+      return;
+    }
+    const handle = await serve(opts);
     process.stderr.write(`kiln: serving on http://localhost:${handle.port}/\n`);
+    // Stop taking requests, store what was acknowledged... and pending, then exit.
+    const stop = (): void => {
+      handle.close().then(
+        () => process.exit(0),
+        () => process.exit(1),
+      );
+    };
+    process.once('SIGTERM', stop);
+    process.once('SIGINT', stop);
   },
 };
 

@@ -272,6 +272,10 @@ export type PprofResponse = Uint8Array;
  * "profile" part) or folded stacks ("a;b;c 12" per line, root first). A
  * ".cpu" or ".itimer" suffix on the application name is dropped.
  *
+ * Both take an Idempotency-Key header (the Kiln agent sends one per queued
+ * profile): a push whose key was stored already is acknowledged with
+ * duplicate: true and not stored again.
+ *
  * Both answer with what was stored.
  */
 export interface IngestResponse {
@@ -279,7 +283,8 @@ export interface IngestResponse {
   labels: Record<string, string>;
   /** Profile start the samples are filed under, Unix ms. */
   time: number;
-  format: 'pprof' | 'folded';
+  /** native: Kiln's own upload form (profile/native.ts, Content-Type application/vnd.kiln.stacks). */
+  format: 'pprof' | 'folded' | 'native';
   /** Sum of sample counts stored. */
   samples: number;
   /** Rows written: distinct (stack, label set) pairs. */
@@ -290,12 +295,18 @@ export interface IngestResponse {
   newStacks: number;
   /** Stacks deeper than the limit, cut at the root side and ending in "[truncated]". */
   truncatedStacks: number;
+  /**
+   * Present (true) when a profile with the same idempotency key was stored
+   * already: this push was acknowledged and not stored again. The key is the
+   * Idempotency-Key header, or for pushes without one a hash of service,
+   * labels, time and body.
+   */
+  duplicate?: true;
 }
 
-/** GET /healthz */
+/** GET /healthz. `detail` (the store's error) only to callers holding a token. */
 export interface HealthResponse {
   ok: boolean;
-  store: string;
   mode: 'embedded' | 'server' | 'cluster';
   detail?: string;
 }

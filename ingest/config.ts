@@ -7,6 +7,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { DEFAULT_LIMITS, type Limits } from './limits.js';
+import type { Faults } from './rows.js';
 
 export interface ServeOptions {
   /** --port, default 4040. 0 picks a free port. */
@@ -34,9 +35,21 @@ export interface ServeOptions {
   /** Static web UI served at /; default build/ui when it exists. */
   uiDir?: string;
   limits?: Partial<Limits>;
-  /** Group commit: the longest a profile waits for others to share its INSERT, ms (default 25). */
+  /** Batching: the longest a profile waits for others to share its INSERT, ms (default 200; sooner when no more pushes are being decoded). */
   batchDelayMs?: number;
+  /** Batching: a batch goes out at once when it holds this many rows (default 50,000). */
+  batchMinRows?: number;
+  /** --ingest-workers: threads decoding pushes (default: one per CPU). */
+  ingestWorkers?: number;
+  /** --insert-lanes: batch INSERTs that may run at once (default 2). */
+  insertLanes?: number;
+  /** --ingest-log DIR: the write-ahead log of batches (default DATA/ingest-log, or ./kiln-ingest-log with a server). */
+  walDir?: string;
+  /** Fault injection for tests (never from the command line): see rows.ts. */
+  faults?: Faults;
   log?: (msg: string) => void;
+  /** --help: print usage and do nothing else. */
+  help?: boolean;
 }
 
 export const DEFAULTS = {
@@ -91,7 +104,31 @@ const FLAGS: Record<string, { key: keyof ServeOptions; type: 'string' | 'number'
   '--read-token': { key: 'readToken', type: 'string' },
   '--tokens-file': { key: 'tokensFile', type: 'string' },
   '--ui-dir': { key: 'uiDir', type: 'string' },
+  '--ingest-workers': { key: 'ingestWorkers', type: 'number' },
+  '--insert-lanes': { key: 'insertLanes', type: 'number' },
+  '--ingest-log': { key: 'walDir', type: 'string' },
+  '--batch-delay-ms': { key: 'batchDelayMs', type: 'number' },
+  '--batch-min-rows': { key: 'batchMinRows', type: 'number' },
 };
+
+export const SERVE_USAGE = `kiln serve [options]: the ingest service, query API and web UI
+
+  --port 4040                 HTTP port (0: any free one)
+  --host ::                   address to listen on
+  --data ./kiln-data          embedded ClickHouse (chDB) data directory
+  --clickhouse-url URL        a ClickHouse server instead (http://host:8123)
+  --clickhouse-user U, --clickhouse-password P (or CLICKHOUSE_PASSWORD), --clickhouse-database D
+  --cluster NAME              ReplicatedMergeTree + Distributed tables, DDL ON CLUSTER
+  --retention-days 30         how long profiles are kept
+  --auth-token T              writes need Authorization: Bearer T (or KILN_AUTH_TOKEN)
+  --read-token R              reads need it too (or KILN_READ_TOKEN)
+  --tokens-file F             lines of TOKEN, write:TOKEN, read:TOKEN
+  --ui-dir build/ui           the web UI to serve at /
+  --ingest-workers N          threads decoding pushes (default: one per CPU)
+  --insert-lanes 2            batch INSERTs that may run at once
+  --ingest-log DIR            write-ahead log of batches (default DATA/ingest-log)
+  --batch-delay-ms 200        the longest a push waits for others to share its INSERT
+  --batch-min-rows 50000      a batch goes out at once when it holds this many rows`;
 
 /**
  * `kiln serve` flags to ServeOptions: "--flag value" or "--flag=value".
@@ -102,6 +139,7 @@ export function optionsFromArgv(argv: string[], env: NodeJS.ProcessEnv = process
   const out: Record<string, string | number> = {};
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
+    if (arg === '--help' || arg === '-h') return { help: true };
     const eq = arg.indexOf('=');
     const name = eq > 0 ? arg.slice(0, eq) : arg;
     const flag = FLAGS[name];

@@ -1,42 +1,12 @@
 /**
- * In-process caches over the dictionary tables (stacks, locations, functions,
- * label sets). They are only caches: the process stays stateless, and a cold
- * one just asks ClickHouse.
- *
- * - Written: ids this process already inserted today, so ingest skips
- *   re-inserting a stack it wrote an hour ago. Keyed per day so last_seen is
- *   refreshed daily and TTL never drops a stack still in use.
- * - Resolver: id -> content for building flame graphs; ingest primes it with
- *   what it writes, queries fill it from ClickHouse in batches.
+ * The query side's cache over the dictionary tables (stacks, locations,
+ * functions): id -> content for building flame graphs, filled from
+ * ClickHouse in batches. Only a cache: the process stays stateless, and a
+ * cold one just asks ClickHouse. (What ingest remembers writing today lives
+ * in each ingest worker: rows.ts.)
  */
 
 import type { Store } from './store.js';
-
-/** UTC day number, what last_seen is compared on. */
-export function dayNumber(ms: number): number {
-  return Math.floor(ms / 86_400_000);
-}
-
-export function dayText(ms: number): string {
-  return new Date(dayNumber(ms) * 86_400_000).toISOString().slice(0, 10);
-}
-
-/** Id -> the UTC day this process last wrote it. */
-export interface WrittenCaches {
-  functions: TwoGen<string, number>;
-  locations: TwoGen<string, number>;
-  stacks: TwoGen<string, number>;
-  labelsets: TwoGen<string, number>;
-}
-
-export function writtenCaches(scale = 1): WrittenCaches {
-  return {
-    functions: new TwoGen(200_000 * scale),
-    locations: new TwoGen(400_000 * scale),
-    stacks: new TwoGen(400_000 * scale),
-    labelsets: new TwoGen(100_000 * scale),
-  };
-}
 
 export interface FunctionInfo {
   name: string;
@@ -89,7 +59,7 @@ export const UNKNOWN_LOCATION_FN = 1;
  * id -> content for flame graphs. Functions and locations are interned as
  * small integers and each stack is cached as an Int32Array of location
  * indices, root first, so building a tree of 100k nodes is integer work.
- * Ingest primes it with what it writes; queries fill it from ClickHouse.
+ * Queries fill it from ClickHouse.
  */
 export class Resolver {
   private readonly stacks: TwoGen<string, Int32Array>;

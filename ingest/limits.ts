@@ -5,8 +5,6 @@
  * client from taking the process or the store down.
  */
 
-import { gunzip } from 'node:zlib';
-
 export interface Limits {
   /** Request body as received (after any Content-Encoding), bytes. */
   maxBodyBytes: number;
@@ -16,6 +14,12 @@ export interface Limits {
   maxSamples: number;
   /** Frames per stack; deeper stacks keep their root side and end in "[truncated]". */
   maxStackDepth: number;
+  /**
+   * Frames in all the stacks of one profile, after the depth cut. A few bytes
+   * of pprof can name a location with thousands of inline frames on every
+   * sample; this keeps the work a profile can ask for linear in its size.
+   */
+  maxProfileFrames: number;
   /** Labels from the query string (series labels, e.g. host, region). */
   maxSeriesLabels: number;
   /** Labels on one pprof sample (pid, tid, thread_name, ...). */
@@ -43,6 +47,7 @@ export const DEFAULT_LIMITS: Limits = {
   maxProfileBytes: 4 * 1024 * 1024,
   maxSamples: 16_000,
   maxStackDepth: 1_000,
+  maxProfileFrames: 4_000_000,
   maxSeriesLabels: 30,
   maxSampleLabels: 100,
   maxLabelNameLength: 1_024,
@@ -66,37 +71,6 @@ export class HttpError extends Error {
     super(detail ? `${error}: ${detail}` : error);
     this.name = 'HttpError';
   }
-}
-
-export function isGzip(buf: Uint8Array): boolean {
-  return buf.length >= 2 && buf[0] === 0x1f && buf[1] === 0x8b;
-}
-
-/**
- * Inflates a gzip body on the libuv pool with an output cap: zlib stops as soon
- * as the cap is passed, so a gzip bomb costs at most `max` bytes of memory and
- * is answered with 413. A body that is not gzip is only size-checked.
- */
-export async function inflateBounded(buf: Buffer, max: number): Promise<Buffer> {
-  if (!isGzip(buf)) {
-    if (buf.length > max) throw tooLarge(buf.length, max);
-    return buf;
-  }
-  return new Promise<Buffer>((resolve, reject) => {
-    gunzip(buf, { maxOutputLength: max }, (err, out) => {
-      if (!err) return resolve(out);
-      const code = (err as NodeJS.ErrnoException).code;
-      if (err instanceof RangeError || code === 'ERR_BUFFER_TOO_LARGE') {
-        reject(new HttpError(413, 'profile too large', `gzip body inflates to more than ${max} bytes`));
-      } else {
-        reject(new HttpError(400, 'malformed gzip', err.message));
-      }
-    });
-  });
-}
-
-function tooLarge(n: number, max: number): HttpError {
-  return new HttpError(413, 'profile too large', `${n} bytes, more than the ${max}-byte limit`);
 }
 
 /** Label names: Prometheus' alphabet plus dots, as Pyroscope allows. */

@@ -10,12 +10,24 @@ import type { Frame, Profile } from '../profile/profile.js';
 /** name=app.cpu{k=v,k2=v2}: application name and labels. Values may be double-quoted. */
 export function parseAppName(raw: string | undefined, limits: Limits): { service: string; labels: Record<string, string> } {
   if (raw === undefined || raw.trim() === '') throw new HttpError(400, 'missing name', 'the name parameter is required (app{k=v,...})');
-  const m = /^([^{}]*)(?:\{(.*)\})?$/s.exec(raw.trim());
-  if (!m) throw new HttpError(400, 'bad name', `cannot read ${JSON.stringify(raw.slice(0, 100))} as app{k=v,...}`);
+  const text = raw.trim();
+  // Read by hand, in one pass: no regex over request text.
+  const open = text.indexOf('{');
+  let name = text;
+  let body = '';
+  if (open >= 0) {
+    if (!text.endsWith('}') || text.indexOf('}') !== text.length - 1) {
+      throw new HttpError(400, 'bad name', `cannot read ${JSON.stringify(raw.slice(0, 100))} as app{k=v,...}`);
+    }
+    name = text.slice(0, open);
+    body = text.slice(open + 1, -1).trim();
+  } else if (text.includes('}')) {
+    throw new HttpError(400, 'bad name', `cannot read ${JSON.stringify(raw.slice(0, 100))} as app{k=v,...}`);
+  }
   // The suffix names the profile type; Kiln stores CPU profiles only and files them under the bare name.
-  const service = m[1]!.trim().replace(/\.(cpu|itimer)$/, '');
+  let service = name.trim();
+  for (const suffix of ['.cpu', '.itimer']) if (service.endsWith(suffix)) service = service.slice(0, -suffix.length);
   const labels = new Map<string, string>();
-  const body = m[2]?.trim() ?? '';
   if (body) {
     for (const part of body.split(',')) {
       if (part.trim() === '') continue;
@@ -28,10 +40,10 @@ export function parseAppName(raw: string | undefined, limits: Limits): { service
       if (k.startsWith('__')) continue;
       checkLabel(k, v, limits, 'name label');
       labels.set(k, v);
+      if (labels.size > limits.maxSeriesLabels) {
+        throw new HttpError(400, 'too many labels', `more than ${limits.maxSeriesLabels} labels, the limit`);
+      }
     }
-  }
-  if (labels.size > limits.maxSeriesLabels) {
-    throw new HttpError(400, 'too many labels', `${labels.size} labels, limit ${limits.maxSeriesLabels}`);
   }
   return { service, labels: Object.fromEntries(labels) };
 }
@@ -53,15 +65,19 @@ export function parseFolded(text: string, limits: Limits): Profile {
       throw new HttpError(400, 'too many samples', `more than ${limits.maxSamples} folded lines`);
     }
     const sp = line.lastIndexOf(' ');
-    const count = sp > 0 ? Number(line.slice(sp + 1)) : NaN;
+    const countText = sp > 0 ? line.slice(sp + 1) : '';
+    // Digits only: "1e21", "NaN", "Infinity" and "-3" are not counts.
+    const count = countText.length > 0 && countText.length <= 10 && isDigits(countText) ? Number(countText) : NaN;
     if (!(Number.isInteger(count) && count >= 0)) {
       throw new HttpError(400, 'malformed folded profile', `line ${lines} does not end in a sample count: ${JSON.stringify(line.slice(0, 100))}`);
     }
+    if (count > 0xffffffff) throw new HttpError(400, 'bad sample value', `line ${lines} counts ${count} samples, more than 4294967295`);
     const stack = line.slice(0, sp);
     if (count === 0) continue;
     const prev = samples.get(stack);
     if (prev) {
       prev.count += count;
+      if (prev.count > 0xffffffff) throw new HttpError(400, 'bad sample value', `one stack counts more than 4294967295 samples`);
       continue;
     }
     const frames = stack
@@ -83,53 +99,27 @@ export function parseFolded(text: string, limits: Limits): Profile {
   };
 }
 
+function isDigits(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 48 || c > 57) return false;
+  }
+  return true;
+}
+
+/** py-spy's "func (file.py:12)", read from the end without a regex; anything else is a bare name. */
 function foldedFrame(s: string): Frame {
-  const m = /^(.*) \(([^()]*):(\d+)\)$/.exec(s);
-  if (m) {
-    const line = Number(m[3]);
-    return { name: m[1]!, systemName: m[1]!.split('.').at(-1) ?? m[1]!, filename: m[2]!, startLine: 0, line };
+  if (s.endsWith(')')) {
+    const open = s.lastIndexOf(' (');
+    const colon = s.lastIndexOf(':');
+    if (open > 0 && colon > open + 2) {
+      const file = s.slice(open + 2, colon);
+      const lineText = s.slice(colon + 1, -1);
+      if (lineText.length > 0 && lineText.length <= 9 && isDigits(lineText) && !file.includes('(') && !file.includes(')')) {
+        const name = s.slice(0, open);
+        return { name, systemName: name.split('.').at(-1) ?? name, filename: file, startLine: 0, line: Number(lineText) };
+      }
+    }
   }
   return { name: s, systemName: s, filename: '', startLine: 0, line: 0 };
-}
-
-export interface Part {
-  name: string;
-  filename?: string;
-  contentType?: string;
-  data: Buffer;
-}
-
-/**
- * multipart/form-data, read from a body already bounded by the size limit.
- * Just enough for Pyroscope clients: named parts with optional filenames.
- */
-export function parseMultipart(body: Buffer, contentType: string): Part[] {
-  const bm = /boundary=(?:"([^"]+)"|([^;\s]+))/i.exec(contentType);
-  const boundary = bm?.[1] ?? bm?.[2];
-  if (!boundary) throw new HttpError(400, 'malformed multipart body', 'no boundary in Content-Type');
-  const delim = Buffer.from(`--${boundary}`);
-  const parts: Part[] = [];
-  let pos = body.indexOf(delim);
-  if (pos < 0) throw new HttpError(400, 'malformed multipart body', 'boundary not found');
-  for (;;) {
-    pos += delim.length;
-    if (body[pos] === 0x2d && body[pos + 1] === 0x2d) break; // "--": closing delimiter
-    if (body[pos] === 0x0d && body[pos + 1] === 0x0a) pos += 2;
-    else if (body[pos] === 0x0a) pos += 1;
-    const headerEnd = body.indexOf('\r\n\r\n', pos);
-    if (headerEnd < 0) throw new HttpError(400, 'malformed multipart body', 'part without header end');
-    const headers = body.subarray(pos, headerEnd).toString('latin1');
-    const next = body.indexOf(Buffer.concat([Buffer.from('\r\n'), delim]), headerEnd + 4);
-    if (next < 0) throw new HttpError(400, 'malformed multipart body', 'unterminated part');
-    const disp = /content-disposition:[^\r\n]*?\bname="([^"]*)"(?:[^\r\n]*?\bfilename="([^"]*)")?/i.exec(headers);
-    const ct = /content-type:\s*([^\r\n]+)/i.exec(headers);
-    parts.push({
-      name: disp?.[1] ?? '',
-      ...(disp?.[2] !== undefined ? { filename: disp[2] } : {}),
-      ...(ct?.[1] ? { contentType: ct[1].trim() } : {}),
-      data: body.subarray(headerEnd + 4, next),
-    });
-    pos = next + 2;
-  }
-  return parts;
 }

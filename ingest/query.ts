@@ -27,20 +27,24 @@ export interface Selection {
  * selector NAME{k="v",k2!="w"} (whose name, if any, is returned as the service).
  */
 export function parseFilters(labels: string[], selector: string | undefined, limits: Limits): { filters: LabelFilter[]; service?: string } {
-  const pairs: { name: string; op: '=' | '!='; value: string }[] = [];
+  const pairs: Matcher[] = [];
   for (const l of labels) {
-    const m = /^([^=!]+)(!=|=)(.*)$/s.exec(l);
-    if (!m) throw new HttpError(400, 'bad label filter', `${JSON.stringify(l.slice(0, 100))} is not NAME=VALUE or NAME!=VALUE`);
-    pairs.push({ name: m[1]!.trim(), op: m[2] as '=' | '!=', value: m[3]! });
+    const eq = l.indexOf('=');
+    if (eq <= 0 || (eq === 1 && l[0] === '!')) {
+      throw new HttpError(400, 'bad label filter', `${JSON.stringify(l.slice(0, 100))} is not NAME=VALUE or NAME!=VALUE`);
+    }
+    const neg = l[eq - 1] === '!';
+    pairs.push({ name: l.slice(0, neg ? eq - 1 : eq).trim(), op: neg ? '!=' : '=', value: l.slice(eq + 1) });
+    if (pairs.length > limits.maxFilters) break;
   }
   let service: string | undefined;
   if (selector !== undefined && selector.trim() !== '') {
-    const sel = parseSelector(selector);
+    const sel = parseSelector(selector, limits.maxFilters + 1);
     service = sel.name || undefined;
     pairs.push(...sel.matchers);
   }
   if (pairs.length > limits.maxFilters) {
-    throw new HttpError(400, 'too many label filters', `${pairs.length} filters, limit ${limits.maxFilters}`);
+    throw new HttpError(400, 'too many label filters', `more than ${limits.maxFilters} filters, the limit`);
   }
   const grouped = new Map<string, LabelFilter>();
   for (const p of pairs) {
@@ -54,23 +58,100 @@ export function parseFilters(labels: string[], selector: string | undefined, lim
   return { filters: [...grouped.values()], service };
 }
 
-/** app{k="v",k2!="w"}: Pyroscope's (and Prometheus') selector, = and != only. */
-function parseSelector(s: string): { name: string; matchers: { name: string; op: '=' | '!='; value: string }[] } {
-  const m = /^\s*([^{\s]*)\s*(?:\{(.*)\})?\s*$/s.exec(s);
-  if (!m) throw new HttpError(400, 'bad query', `cannot read selector ${JSON.stringify(s.slice(0, 100))}`);
-  const matchers: { name: string; op: '=' | '!='; value: string }[] = [];
-  const body = m[2]?.trim() ?? '';
-  const re = /\s*([A-Za-z_][A-Za-z0-9_.]*)\s*(!=|=)\s*(?:"((?:[^"\\]|\\.)*)"|([^,"]*?))\s*(?:,|$)/gy;
-  let pos = 0;
-  while (pos < body.length) {
-    re.lastIndex = pos;
-    const x = re.exec(body);
-    if (!x || re.lastIndex === pos) throw new HttpError(400, 'bad query', `cannot read selector ${JSON.stringify(s.slice(0, 100))}`);
-    const value = x[3] !== undefined ? x[3].replace(/\\(.)/g, '$1') : (x[4] ?? '');
-    matchers.push({ name: x[1]!, op: x[2] as '=' | '!=', value });
-    pos = re.lastIndex;
+interface Matcher {
+  name: string;
+  op: '=' | '!=';
+  value: string;
+}
+
+/**
+ * app{k="v",k2!="w"}: Pyroscope's (and Prometheus') selector, = and != only.
+ * A hand-written scanner, one pass over the text: no regex, so nothing in a
+ * request can make it backtrack.
+ */
+export function parseSelector(s: string, maxMatchers = Infinity): { name: string; matchers: Matcher[] } {
+  const bad = (why: string): HttpError => new HttpError(400, 'bad query', `cannot read selector ${JSON.stringify(s.slice(0, 100))}: ${why}`);
+  let i = 0;
+  const n = s.length;
+  const space = (): void => {
+    while (i < n && (s[i] === ' ' || s[i] === '\t' || s[i] === '\n' || s[i] === '\r')) i++;
+  };
+  space();
+  const nameStart = i;
+  while (i < n && s[i] !== '{' && s[i] !== ' ' && s[i] !== '\t' && s[i] !== '\n' && s[i] !== '\r') i++;
+  let name = s.slice(nameStart, i);
+  for (const suffix of ['.cpu', '.itimer']) if (name.endsWith(suffix)) name = name.slice(0, -suffix.length);
+  space();
+  const matchers: Matcher[] = [];
+  if (i < n) {
+    if (s[i] !== '{') throw bad('expected {');
+    i++;
+    for (;;) {
+      space();
+      if (i < n && s[i] === '}') {
+        i++;
+        break;
+      }
+      const ks = i;
+      while (i < n && isNameChar(s.charCodeAt(i), i === ks)) i++;
+      if (i === ks) throw bad('expected a label name');
+      const key = s.slice(ks, i);
+      space();
+      let op: '=' | '!=';
+      if (s[i] === '=') {
+        op = '=';
+        i++;
+      } else if (s[i] === '!' && s[i + 1] === '=') {
+        op = '!=';
+        i += 2;
+      } else throw bad('expected = or !=');
+      space();
+      let value = '';
+      if (s[i] === '"') {
+        i++;
+        let closed = false;
+        while (i < n) {
+          const c = s[i]!;
+          if (c === '\\' && i + 1 < n) {
+            value += s[i + 1];
+            i += 2;
+          } else if (c === '"') {
+            i++;
+            closed = true;
+            break;
+          } else {
+            value += c;
+            i++;
+          }
+        }
+        if (!closed) throw bad('unterminated "');
+      } else {
+        const vs = i;
+        while (i < n && s[i] !== ',' && s[i] !== '}' && s[i] !== '"') i++;
+        value = s.slice(vs, i).trim();
+      }
+      matchers.push({ name: key, op, value });
+      if (matchers.length > maxMatchers) throw new HttpError(400, 'too many label filters', `more than ${maxMatchers - 1} filters, the limit`);
+      space();
+      if (s[i] === ',') {
+        i++;
+        continue;
+      }
+      if (s[i] === '}') {
+        i++;
+        break;
+      }
+      throw bad('expected , or }');
+    }
+    space();
+    if (i < n) throw bad('text after }');
   }
-  return { name: (m[1] ?? '').replace(/\.(cpu|itimer)$/, ''), matchers };
+  return { name, matchers };
+}
+
+function isNameChar(c: number, first: boolean): boolean {
+  const alpha = (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === 95;
+  return first ? alpha : alpha || (c >= 48 && c <= 57) || c === 46;
 }
 
 /** One part of a query range, read from raw samples or from a rollup. */
@@ -113,8 +194,16 @@ export function plan(
     out.push({ table: r.table, col: 't', fromS: ca, toS: fb });
     go(fb, b, level + 1);
   };
-  go(Math.ceil(range.from / 1000), Math.ceil(range.to / 1000), 0);
+  // Times are 64-bit end to end: the parts of a range the store cannot hold
+  // (before 1970, after 2106) simply have no samples, so they are cut here
+  // instead of being wrapped into 32-bit seconds.
+  go(storableSeconds(Math.ceil(range.from / 1000)), storableSeconds(Math.ceil(range.to / 1000)), 0);
   return out;
+}
+
+/** Seconds within what a DateTime column holds. */
+export function storableSeconds(s: number): number {
+  return Math.min(Math.max(s, 0), 0xffffffff);
 }
 
 /** The label-filter condition (shared by every piece); adds its parameters. */
@@ -203,7 +292,7 @@ export async function services(store: Store, range: TimeRange): Promise<ServiceI
      FROM ${store.t.profiles}
      WHERE ts >= toDateTime({from:UInt32}, 'UTC') AND ts < toDateTime({to:UInt32}, 'UTC')
      GROUP BY service ORDER BY service`,
-    { from: Math.ceil(range.from / 1000), to: Math.ceil(range.to / 1000) },
+    { from: storableSeconds(Math.ceil(range.from / 1000)), to: storableSeconds(Math.ceil(range.to / 1000)) },
   );
   return rows.map((r) => ({
     name: String(r[0]),
@@ -244,7 +333,7 @@ export async function samplingPeriod(store: Store, sel: Selection): Promise<numb
      WHERE service = {service:String}
        AND ts >= toDateTime({from:UInt32}, 'UTC') AND ts < toDateTime({to:UInt32}, 'UTC')
        AND period_ns > 0`,
-    { service: sel.service, from: Math.ceil(sel.range.from / 1000), to: Math.ceil(sel.range.to / 1000) },
+    { service: sel.service, from: storableSeconds(Math.ceil(sel.range.from / 1000)), to: storableSeconds(Math.ceil(sel.range.to / 1000)) },
   );
   const v = Number(rows[0]?.[0] ?? 0);
   return Number.isFinite(v) ? v : 0;

@@ -17,7 +17,12 @@
  *   kiln_locations  location_id -> (function_id, line).
  *   kiln_functions  function_id -> (name, system_name, filename, start_line).
  *   kiln_labelsets  (service, labels_hash) -> labels: series labels merged with sample labels.
- *   kiln_profiles   one row per ingested profile: period, duration, totals, source.
+ *   kiln_profiles   one row per ingested profile: period, duration, totals, source, key.
+ *   kiln_keys       idempotency keys of stored profiles: a retried push is found here.
+ *   kiln_ingest     Null table ingest writes each batch into, in one INSERT: materialized
+ *                   views fan its rows out to kiln_samples, kiln_profiles and kiln_keys, so a
+ *                   batch is one deduplicated block per table (see ingest/README.md,
+ *                   "Exactly once").
  *   kiln_schema     applied migrations, for people reading the database.
  */
 
@@ -33,7 +38,7 @@ export interface TableSpec {
   /** Base name without the kiln_ prefix. */
   name: string;
   columns: Column[];
-  engine: 'MergeTree' | 'ReplacingMergeTree' | 'SummingMergeTree';
+  engine: 'MergeTree' | 'ReplacingMergeTree' | 'SummingMergeTree' | 'Null';
   /** ReplacingMergeTree: the version column (the newest last_seen survives a merge). SummingMergeTree: the column summed. */
   version?: string;
   partitionBy?: string;
@@ -45,6 +50,14 @@ export interface TableSpec {
   shardingKey: string;
   why: string;
 }
+
+/**
+ * Tables written by the batch INSERT keep the ids of their last blocks, so a
+ * batch INSERT repeated with the same insert_deduplication_token (after a
+ * crash, or a failed attempt) is not stored twice. Ten thousand blocks is
+ * hours of batches.
+ */
+const DEDUP = { non_replicated_deduplication_window: 10_000 };
 
 const dictTtl = (days: number): string => `last_seen + toIntervalDay(${days + 1})`;
 const sampleTtl = (days: number): string => `ts + toIntervalDay(${days})`;
@@ -80,7 +93,7 @@ function rollupSpec(name: 'samples_10m' | 'samples_1h', width: string, labels: b
     partitionBy: 'toDate(t)',
     orderBy: labels ? '(service, t, labels_hash, stack_hash)' : '(service, t, stack_hash)',
     ttl: rollupTtl,
-    settings: { ttl_only_drop_parts: 1 },
+    settings: { ttl_only_drop_parts: 1, ...DEDUP },
     shardingKey: labels ? 'labels_hash' : 'stack_hash',
   };
 }
@@ -200,7 +213,7 @@ export const TABLES: TableSpec[] = [
     orderBy: '(service, toStartOfHour(ts), labels_hash, stack_hash, ts)',
     ttl: sampleTtl,
     // Retention drops whole day partitions instead of rewriting parts row by row.
-    settings: { ttl_only_drop_parts: 1 },
+    settings: { ttl_only_drop_parts: 1, ...DEDUP },
     shardingKey: 'labels_hash',
   },
   rollupSpec('samples_10m', '10-minute', false),
@@ -222,13 +235,58 @@ export const TABLES: TableSpec[] = [
       { name: 'samples', type: 'UInt64', codec: 'T64, ZSTD(1)', why: 'sum of sample counts' },
       { name: 'rows', type: 'UInt32', codec: 'T64, ZSTD(1)', why: 'rows written to kiln_samples' },
       { name: 'source', type: 'LowCardinality(String)', why: 'pprof, pyroscope-pprof, pyroscope-folded; a spy name when given' },
+      { name: 'ingest_key', type: 'UInt128', why: 'the idempotency key the profile was stored under (kiln_keys)' },
     ],
     engine: 'MergeTree',
     partitionBy: 'toDate(ts)',
     orderBy: '(service, ts)',
     ttl: sampleTtl,
-    settings: { ttl_only_drop_parts: 1 },
+    settings: { ttl_only_drop_parts: 1, ...DEDUP },
     shardingKey: 'cityHash64(service)',
+  },
+  {
+    name: 'keys',
+    why: 'Idempotency keys of stored profiles, so a retried push is acknowledged without being stored twice.',
+    columns: [
+      {
+        name: 'key',
+        type: 'UInt128',
+        why: '128 bits of SHA-256 over the service and the client key (or the push itself): no collisions at fleet scale',
+      },
+      { name: 'ts', type: "DateTime('UTC')", codec: 'Delta, ZSTD(1)', why: 'the profile time; expires with the samples' },
+    ],
+    engine: 'MergeTree',
+    partitionBy: 'toDate(ts)',
+    // Random keys: a lookup of a batch's keys is one granule per part.
+    orderBy: 'key',
+    ttl: sampleTtl,
+    settings: { ttl_only_drop_parts: 1, ...DEDUP },
+    shardingKey: 'key',
+  },
+  {
+    name: 'ingest',
+    why:
+      'What ingest inserts, one INSERT per batch: kind 0 rows are samples, kind 1 rows profiles (with their key). ' +
+      'Materialized views fan them out; nothing is stored here.',
+    columns: [
+      { name: 'kind', type: 'UInt8', why: '0 sample row, 1 profile row' },
+      { name: 'service', type: 'LowCardinality(String)', why: 'as kiln_samples' },
+      { name: 'ts', type: "DateTime('UTC')", why: 'as kiln_samples' },
+      { name: 'labels_hash', type: 'UInt64', why: 'sample rows' },
+      { name: 'stack_hash', type: 'UInt64', why: 'sample rows' },
+      { name: 'value', type: 'UInt32', why: 'sample rows' },
+      { name: 'series', type: 'Map(LowCardinality(String), String)', why: 'profile rows' },
+      { name: 'duration_ns', type: 'UInt64', why: 'profile rows' },
+      { name: 'period_ns', type: 'UInt64', why: 'profile rows' },
+      { name: 'samples', type: 'UInt64', why: 'profile rows' },
+      { name: 'rows', type: 'UInt32', why: 'profile rows' },
+      { name: 'source', type: 'LowCardinality(String)', why: 'profile rows' },
+      { name: 'ingest_key', type: 'UInt128', why: 'profile rows' },
+    ],
+    engine: 'Null',
+    orderBy: '',
+    // A profile's sample rows go where kiln_samples would put them; its profile row by its key.
+    shardingKey: 'if(kind = 0, labels_hash, cityHash64(ingest_key))',
   },
   {
     name: 'schema',
@@ -266,6 +324,8 @@ export type TableName =
   | 'samples_10m'
   | 'samples_1h'
   | 'profiles'
+  | 'keys'
+  | 'ingest'
   | 'schema';
 
 /** Fully qualified names the queries and inserts use (the Distributed tables on a cluster). */
@@ -280,6 +340,8 @@ export function tableNames(ctx: SchemaContext): Record<TableName, string> {
     samples_10m: q('samples_10m'),
     samples_1h: q('samples_1h'),
     profiles: q('profiles'),
+    keys: q('keys'),
+    ingest: q('ingest'),
     schema: q('schema'),
   };
 }
@@ -298,6 +360,7 @@ export function ttlClause(spec: TableSpec, retentionDays: number): string | unde
 }
 
 function engineClause(spec: TableSpec, ctx: SchemaContext): string {
+  if (spec.engine === 'Null') return 'Null';
   const args: string[] = [];
   if (ctx.cluster) {
     // {shard} and {replica} are the server's macros, as in ClickHouse's own examples.
@@ -319,7 +382,7 @@ export function createTableSql(spec: TableSpec, ctx: SchemaContext): string[] {
     `ENGINE = ${engineClause(spec, ctx)}`,
   ];
   if (spec.partitionBy) parts.push(`PARTITION BY ${spec.partitionBy}`);
-  parts.push(`ORDER BY ${spec.orderBy}`);
+  if (spec.orderBy) parts.push(`ORDER BY ${spec.orderBy}`);
   const ttl = ttlClause(spec, ctx.retentionDays);
   if (ttl) parts.push(`TTL ${ttl}`);
   if (spec.settings) {
@@ -348,15 +411,58 @@ export function modifyTtlSql(spec: TableSpec, ctx: SchemaContext): string | unde
  * that holds it.
  */
 export function createViewsSql(ctx: SchemaContext): string[] {
-  const local = (n: string): string => `${ctx.database}.kiln_${n}${ctx.cluster ? '_local' : ''}`;
   return ROLLUPS.map((r) => {
     const keys = r.labels ? 'service, t, labels_hash, stack_hash' : 'service, t, stack_hash';
     return (
-      `CREATE MATERIALIZED VIEW IF NOT EXISTS ${ctx.database}.kiln_${r.table}_mv${onCluster(ctx)} TO ${local(r.table)} AS\n` +
+      `CREATE MATERIALIZED VIEW IF NOT EXISTS ${ctx.database}.kiln_${r.table}_mv${onCluster(ctx)} TO ${local(ctx, r.table)} AS\n` +
       `SELECT service, toStartOfInterval(ts, toIntervalSecond(${r.bucketS}), 'UTC') AS t, ${r.labels ? 'labels_hash, ' : ''}stack_hash, sum(value) AS value\n` +
-      `FROM ${local('samples')} GROUP BY ${keys}`
+      `FROM ${local(ctx, 'samples')} GROUP BY ${keys}`
     );
   });
+}
+
+function local(ctx: SchemaContext, name: string): string {
+  return `${ctx.database}.kiln_${name}${ctx.cluster ? '_local' : ''}`;
+}
+
+/**
+ * kiln_ingest's views: one INSERT of a batch into the Null table becomes one
+ * block in each of kiln_samples (and, through its own views, the rollups),
+ * kiln_profiles and kiln_keys. With insert_deduplication_token on that INSERT
+ * and deduplicate_blocks_in_dependent_materialized_views, a repeated batch
+ * adds nothing to any of them.
+ */
+export function createIngestViewsSql(ctx: SchemaContext): string[] {
+  const view = (name: string, target: string, select: string, kind: number): string =>
+    `CREATE MATERIALIZED VIEW IF NOT EXISTS ${ctx.database}.kiln_ingest_${name}_mv${onCluster(ctx)} TO ${local(ctx, target)} AS\n` +
+    `SELECT ${select} FROM ${local(ctx, 'ingest')} WHERE kind = ${kind}`;
+  return [
+    view('samples', 'samples', 'service, ts, labels_hash, stack_hash, value', 0),
+    view('profiles', 'profiles', 'service, ts, series, duration_ns, period_ns, samples, rows, source, ingest_key', 1),
+    view('keys', 'keys', 'ingest_key AS key, ts', 1),
+  ];
+}
+
+/** Settings of every batch INSERT into kiln_ingest (the token is added per batch). */
+export const INGEST_INSERT_SETTINGS = {
+  // Sample rows stop after their sixth column; profile rows fill the rest.
+  input_format_tsv_allow_variable_number_of_columns: 1,
+  insert_deduplicate: 1,
+  deduplicate_blocks_in_dependent_materialized_views: 1,
+} as const;
+
+/** Columns of each table ingest inserts into, in the order rows.ts writes them. */
+export const INSERT_COLUMNS = {
+  ingest: ['kind', 'service', 'ts', 'labels_hash', 'stack_hash', 'value', 'series', 'duration_ns', 'period_ns', 'samples', 'rows', 'source', 'ingest_key'],
+  functions: ['function_id', 'name', 'system_name', 'filename', 'start_line', 'last_seen'],
+  locations: ['location_id', 'function_id', 'line', 'last_seen'],
+  stacks: ['stack_hash', 'location_ids', 'last_seen'],
+  labelsets: ['service', 'labels_hash', 'labels', 'last_seen'],
+} as const;
+
+/** Which of a batch's idempotency keys are stored already. */
+export function storedKeysSql(ctx: SchemaContext): string {
+  return `SELECT toString(key) FROM ${tableNames(ctx).keys} WHERE key IN {keys:Array(UInt128)}`;
 }
 
 export interface Migration {
@@ -378,5 +484,17 @@ export const MIGRATIONS: Migration[] = [
       const db = ctx.database === 'default' ? [] : [`CREATE DATABASE IF NOT EXISTS ${ctx.database}${onCluster(ctx)}`];
       return [...db, ...TABLES.flatMap((t) => createTableSql(t, ctx)), ...createViewsSql(ctx)];
     },
+  },
+  {
+    version: 2,
+    description: 'exactly-once ingest: kiln_ingest and its views, kiln_keys, kiln_profiles.ingest_key, deduplication windows',
+    statements: (ctx) => [
+      `ALTER TABLE ${local(ctx, 'profiles')}${onCluster(ctx)} ADD COLUMN IF NOT EXISTS ingest_key UInt128`,
+      ...(ctx.cluster ? [`ALTER TABLE ${ctx.database}.kiln_profiles${onCluster(ctx)} ADD COLUMN IF NOT EXISTS ingest_key UInt128`] : []),
+      ...['samples', 'samples_1h', 'samples_10m', 'profiles', 'keys'].map(
+        (t) => `ALTER TABLE ${local(ctx, t)}${onCluster(ctx)} MODIFY SETTING non_replicated_deduplication_window = ${DEDUP.non_replicated_deduplication_window}`,
+      ),
+      ...createIngestViewsSql(ctx),
+    ],
   },
 ];

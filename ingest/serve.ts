@@ -8,7 +8,7 @@ import type { Server } from 'node:http';
 import { DEFAULTS, type ServeOptions } from './config.js';
 import { createServer, type KilnServer } from './server.js';
 
-export { optionsFromArgv } from './config.js';
+export { optionsFromArgv, SERVE_USAGE } from './config.js';
 export type { ServeOptions } from './config.js';
 
 export interface ServeHandle {

@@ -4,9 +4,17 @@
  * createChdbConnection (data in a directory, nothing to install), or a
  * ClickHouse server / cluster over HTTP.
  *
- * Every failure leaves here as an HttpError: an unreachable or unusable store
- * is 503, anything else the engine rejects is 500. Nothing thrown by chDB or
- * the HTTP client escapes as an unhandled rejection.
+ * Every failure leaves here as a StorageError: "unavailable" (unreachable,
+ * timed out, closed, tables missing: worth retrying) or "rejected" (the engine
+ * refused the statement or its data). The HTTP edge maps them to 503 and 500;
+ * ingest retries the first kind and isolates the second. Nothing thrown by
+ * chDB or the HTTP client escapes as an unhandled rejection.
+ *
+ * Queries and inserts are kept apart: queries go through one
+ * @clickhouse/client (at most two at once on the embedded engine), and
+ * ingest's batch INSERTs through insert lanes of their own (extra chDB
+ * sessions on the same data directory, or the same HTTP client), so a slow
+ * query never holds up ingest, and ingest never queues behind a query.
  */
 
 import { mkdirSync } from 'node:fs';
@@ -15,7 +23,6 @@ import { Readable } from 'node:stream';
 import { ClickHouseLogLevel, createClient, type ClickHouseClient, type ClickHouseSettings } from '@clickhouse/client';
 
 type ClientOptions = NonNullable<Parameters<typeof createClient>[0]>;
-import { HttpError } from './limits.js';
 import {
   MIGRATIONS,
   TABLES,
@@ -27,6 +34,26 @@ import {
   type SchemaContext,
   type TableName,
 } from './schema.js';
+import { tsvEscape } from './tsv.js';
+
+export type StorageErrorKind = 'unavailable' | 'rejected';
+
+/** What the store raises; the HTTP edge decides what status it is. */
+export class StorageError extends Error {
+  constructor(
+    readonly kind: StorageErrorKind,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'StorageError';
+  }
+}
+
+/** The native chDB session the insert lanes use (chdb's Session, typed to what Kiln calls). */
+interface ChdbSession {
+  insert(p: { table: string; columns: readonly string[]; values: Buffer; format: 'TabSeparated'; settings: Record<string, string | number> }): Promise<unknown>;
+  close(): void;
+}
 
 export interface StoreOptions {
   /** Embedded mode: chDB data directory (created if missing). Ignored when url is set. */
@@ -42,6 +69,8 @@ export interface StoreOptions {
   retentionDays: number;
   /** Per-request timeout against a server, ms. */
   requestTimeoutMs?: number;
+  /** Insert lanes: batch INSERTs that may run at once (default 2). */
+  insertLanes?: number;
   log?: (msg: string) => void;
 }
 
@@ -56,6 +85,13 @@ export class Store {
   readonly description: string;
   private readonly client: ClickHouseClient;
   private readonly limiter: Semaphore;
+  /** Embedded mode: one chDB session per insert lane. */
+  private sessions: ChdbSession[] = [];
+  readonly insertLanes: number;
+  /** The lane commit.ts replays failed batches on. */
+  get replayLane(): number {
+    return this.insertLanes;
+  }
   private readonly log: (msg: string) => void;
   private migrated = false;
   private migrating: Promise<void> | undefined;
@@ -77,6 +113,7 @@ export class Store {
     // in flight so ingest cannot starve queries of the machine (and vice versa).
     // A server gets more; it has its own scheduling.
     this.limiter = new Semaphore(mode === 'embedded' ? 2 : 16);
+    this.insertLanes = Math.max(1, opts.insertLanes ?? 2);
   }
 
   /**
@@ -108,7 +145,14 @@ export class Store {
     // two declarations, so TypeScript needs telling.
     const connection = createChdbConnection({ path: dir }) as unknown as ClientOptions['connection'];
     const client = createClient({ connection, log: { level: ClickHouseLogLevel.OFF } });
-    return new Store(opts, client, 'embedded', `chdb:${dir}`);
+    const store = new Store(opts, client, 'embedded', `chdb:${dir}`);
+    // Several sessions on one data directory in one process: measured faster
+    // than one (each INSERT runs on its own libuv thread), and a second
+    // process could not open the directory anyway.
+    const { Session } = await import('chdb');
+    // One more for replaying failed batches (commit.ts), so it never shares a session with a live batch.
+    store.sessions = Array.from({ length: store.insertLanes + 1 }, () => new Session(dir) as unknown as ChdbSession);
+    return store;
   }
 
   /**
@@ -118,7 +162,7 @@ export class Store {
    */
   async ready(): Promise<void> {
     if (this.migrated) return;
-    if (this.closed) throw new HttpError(503, 'storage unavailable', 'the store is closed');
+    if (this.closed) throw new StorageError('unavailable', 'the store is closed');
     this.migrating ??= this.migrate().finally(() => {
       this.migrating = undefined;
     });
@@ -188,22 +232,32 @@ export class Store {
   }
 
   /**
-   * INSERT ... FORMAT TabSeparated with the rows as a byte stream.
-   *
-   * Measured through @clickhouse/client on chDB (200k rows of kiln_samples,
-   * 2 cores, JS serialisation included; rows/s at 200 / 5,000 / 50,000 rows per
-   * INSERT):
-   *   JSONEachRow         28k / 139k / 241k
-   *   JSONCompactEachRow  28k / 336k / 287k
-   *   CSV                 80k / 383k / 351k
-   *   TabSeparated        58k / 444k / 443k
-   *   VALUES in the SQL   74k / 533k / 511k   (data spliced into SQL text: not used)
-   *   chdb rawInsert TSV  83k / 500k / 402k   (bypasses @clickhouse/client: not used)
-   * RowBinary and Native are out: chDB's connection turns the insert body into a
-   * UTF-8 string, which corrupts binary data (checked: UInt64s came back wrong).
-   * The fixed cost of an INSERT (~3-5 ms) dominates small batches, which is why
-   * ingest groups concurrent profiles into one INSERT per table (ingest.ts).
+   * One INSERT ... FORMAT TabSeparated of `body` on insert lane `lane`, with
+   * per-statement settings (SETTINGS in the statement on chDB, URL
+   * parameters on a server: never session state another INSERT would inherit).
    */
+  async insert(lane: number, table: TableName, columns: readonly string[], body: Buffer, settings: Record<string, string | number> = {}): Promise<void> {
+    if (body.length === 0) return;
+    if (this.closed) throw new StorageError('unavailable', 'the store is closed');
+    try {
+      const session = this.sessions[lane];
+      if (session) {
+        await session.insert({ table: this.t[table], columns, values: body, format: 'TabSeparated', settings });
+      } else {
+        await this.client.insert({
+          table: this.t[table],
+          columns: columns as [string, ...string[]],
+          format: 'TabSeparated',
+          values: Readable.from([body], { objectMode: false }),
+          clickhouse_settings: settings,
+        });
+      }
+    } catch (e) {
+      throw this.mapError(e);
+    }
+  }
+
+  /** A few rows through the query client (the schema table); ingest's batches use insert(). */
   async insertTsv(table: TableName, columns: string[], lines: string[]): Promise<void> {
     if (lines.length === 0) return;
     await this.run(async () => {
@@ -218,7 +272,7 @@ export class Store {
   }
 
   private async run<T>(fn: () => Promise<T>): Promise<T> {
-    if (this.closed) throw new HttpError(503, 'storage unavailable', 'the store is closed');
+    if (this.closed) throw new StorageError('unavailable', 'the store is closed');
     await this.limiter.acquire();
     try {
       return await fn();
@@ -229,26 +283,34 @@ export class Store {
     }
   }
 
-  private mapError(e: unknown): HttpError {
-    if (e instanceof HttpError) return e;
+  private mapError(e: unknown): StorageError {
+    if (e instanceof StorageError) return e;
     const err = e as { message?: unknown; code?: unknown; type?: unknown; cause?: unknown };
     const message = typeof err.message === 'string' ? err.message : String(e);
     const code = typeof err.code === 'string' ? err.code : '';
     const type = typeof err.type === 'string' ? err.type : '';
     if (UNAVAILABLE_CODES.has(code) || UNAVAILABLE_TYPES.has(type) || UNAVAILABLE_TEXT.test(message)) {
-      return new HttpError(503, 'storage unavailable', `${this.description}: ${firstLine(message)}`);
+      return new StorageError('unavailable', `${this.description}: ${firstLine(message)}`);
     }
     if (type === 'UNKNOWN_TABLE' || type === 'UNKNOWN_DATABASE') {
       // Someone dropped our tables under us: re-create them on the next request.
       this.markSchemaLost();
-      return new HttpError(503, 'storage unavailable', `schema missing, will be re-created: ${firstLine(message)}`);
+      return new StorageError('unavailable', `schema missing, will be re-created: ${firstLine(message)}`);
     }
-    return new HttpError(500, 'storage error', firstLine(message));
+    return new StorageError('rejected', firstLine(message));
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    for (const s of this.sessions) {
+      try {
+        s.close();
+      } catch (e) {
+        this.log(`kiln: closing an insert lane: ${String(e)}`);
+      }
+    }
+    this.sessions = [];
     try {
       await this.client.close();
     } catch (e) {
@@ -291,26 +353,6 @@ const UNAVAILABLE_TEXT = /Timeout error|socket hang up|ECONNREFUSED|ECONNRESET|E
 function firstLine(s: string): string {
   const line = s.replace(/\s*\n\s*/g, ' ').trim();
   return line.length > 400 ? `${line.slice(0, 400)}...` : line;
-}
-
-/** TabSeparated escaping for a top-level String field. */
-export function tsvEscape(s: string): string {
-  return s.replace(/[\\\t\n\r\0]/g, (c) => TSV_ESCAPES[c] ?? c);
-}
-const TSV_ESCAPES: Record<string, string> = { '\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r', '\0': '\\0' };
-
-/**
- * A string inside a TabSeparated Array or Map field: ClickHouse reads those as
- * quoted literals straight from the stream, so quote and backslash-escape, and
- * escape tab/newline so the row stays one line.
- */
-export function tsvQuoted(s: string): string {
-  return `'${s.replace(/[\\'\t\n\r\0]/g, (c) => QUOTED_ESCAPES[c] ?? c)}'`;
-}
-const QUOTED_ESCAPES: Record<string, string> = { ...TSV_ESCAPES, "'": "\\'" };
-
-export function tsvMap(entries: [string, string][]): string {
-  return `{${entries.map(([k, v]) => `${tsvQuoted(k)}:${tsvQuoted(v)}`).join(',')}}`;
 }
 
 /** Counting semaphore; FIFO so a burst of inserts cannot starve a query forever. */

@@ -283,10 +283,14 @@ function dropped(n: CallNode, kept: Set<CallNode> | undefined): Dropped | undefi
 function sortedChildren(n: CallNode, kept: Set<CallNode> | undefined, view: FrameView): CallNode[] {
   const xs = kept ? childrenOf(n).filter((c) => kept.has(c)) : childrenOf(n);
   if (xs.length < 2) return xs;
-  // Alphabetical, as flamegraph.pl and Pyroscope lay out siblings: stable across refreshes.
+  // Alphabetical, as flamegraph.pl and Pyroscope lay out siblings, then by
+  // line and file (one function's lines at granularity=line): the same order
+  // whatever order the store returned the stacks in.
   return xs
-    .map((c) => ({ c, name: view.name(c.key) }))
-    .sort((x, y) => (x.name < y.name ? -1 : x.name > y.name ? 1 : x.c.key - y.c.key))
+    .map((c) => ({ c, name: view.name(c.key), line: view.line(c.key), file: view.file(c.key) }))
+    .sort((x, y) =>
+      x.name < y.name ? -1 : x.name > y.name ? 1 : x.line - y.line || (x.file < y.file ? -1 : x.file > y.file ? 1 : x.c.key - y.c.key),
+    )
     .map((x) => x.c);
 }
 

@@ -3,9 +3,10 @@
  * deep sharing root prefixes, Zipf-weighted, 500-sample profiles from every
  * host. Shared by bench/ingest.ts, bench/ui.ts and the UI tests.
  */
-import type { Id64 } from '../ingest/hash.js';
-import { functionIdOf, labelsIdOf, locationIdOf, mergedLabels, stackIdOf } from '../ingest/ingest.js';
+import type { Id64 } from '../profile/hash.js';
+import { functionIdOf, labelsIdOf, locationIdOf, mergedLabels, stackIdOf } from '../profile/ids.js';
 import type { ServeHandle } from '../ingest/serve.js';
+import { NATIVE_CONTENT_TYPE, NativeEncoder } from '../profile/native.js';
 import { encodePprof } from '../profile/pprof.js';
 import type { Frame, Profile } from '../profile/profile.js';
 import { envNumber } from './stats.js';
@@ -57,7 +58,18 @@ function sampleLabels(host: number, thread: number): Record<string, string> {
   };
 }
 
-export function makeService(index: number, hostNames: string[]): Service {
+/** How a service's stacks are drawn; the defaults are the query bench's fleet. */
+export interface ServiceShape {
+  /** Frames per stack, inclusive range. */
+  minDepth: number;
+  maxDepth: number;
+  /** Zipf exponent of stack popularity: lower spreads a profile's samples over more distinct stacks. */
+  zipf: number;
+}
+
+export const FLEET_SHAPE: ServiceShape = { minDepth: 20, maxDepth: 80, zipf: 1.1 };
+
+export function makeService(index: number, hostNames: string[], shape: ServiceShape = FLEET_SHAPE): Service {
   const rand = rng(1000 + index);
   const ri = (n: number): number => Math.floor(rand() * n);
   const name = `service-${index}`;
@@ -78,7 +90,7 @@ export function makeService(index: number, hostNames: string[]): Service {
   const stacks: Frame[][] = [];
   const seen = new Set<string>();
   while (stacks.length < STACKS_PER_SERVICE) {
-    const depth = 20 + ri(61);
+    const depth = shape.minDepth + ri(shape.maxDepth - shape.minDepth + 1);
     let frames: Frame[];
     if (stacks.length === 0) frames = [...spine];
     else {
@@ -105,10 +117,10 @@ export function makeService(index: number, hostNames: string[]): Service {
     }
   });
 
-  // Zipf(1.1) over stack ranks, drawn by binary search on the cumulative weights.
+  // Zipf over stack ranks, drawn by binary search on the cumulative weights.
   const cum: number[] = [];
   let acc = 0;
-  for (let i = 0; i < STACKS_PER_SERVICE; i++) cum.push((acc += 1 / Math.pow(i + 1, 1.1)));
+  for (let i = 0; i < STACKS_PER_SERVICE; i++) cum.push((acc += 1 / Math.pow(i + 1, shape.zipf)));
   const draw = (): number => {
     const x = rand() * acc;
     let lo = 0;
@@ -227,3 +239,66 @@ export async function loadFleetService(h: ServeHandle, opts: FleetOptions): Prom
   return { service: svc.name, from: t0S * 1000, to: nowS * 1000, rows: Number(rows) };
 }
 
+
+/**
+ * What one Kiln agent pushes for one Python process every 10 s, as the ingest
+ * throughput bench and tests send it: gzipped pprof of 500 samples over ~350
+ * distinct stacks 20-60 frames deep on two threads (sample labels pid, tid,
+ * thread_name, python_version), and the query labels the agent adds.
+ */
+export const AGENT_SHAPE: ServiceShape = { minDepth: 20, maxDepth: 60, zipf: 0.8 };
+
+export interface AgentPush {
+  service: string;
+  /** Query-string labels, as agent/agent.ts sends them. */
+  labels: Record<string, string>;
+  body: Uint8Array;
+  /** Content-Type of the body: pprof, or Kiln's native form (profile/native.ts). */
+  contentType: string;
+  samples: number;
+}
+
+/**
+ * `count` distinct agent pushes from `services` services (one host per push,
+ * each a different draw of the service's stacks), stamped `startNs`.
+ */
+export async function agentPushes(
+  count: number,
+  opts: { services?: number; startNs?: bigint; format?: 'pprof' | 'native'; encoder?: NativeEncoder } = {},
+): Promise<AgentPush[]> {
+  // Native bodies as agents would send them: each dictionary entry once (the first push that needs it), then ids only.
+  const encoder = opts.encoder ?? new NativeEncoder();
+  const nServices = opts.services ?? 5;
+  const hosts = Array.from({ length: count }, (_, i) => `host-${String(i).padStart(5, '0')}`);
+  const services = Array.from({ length: nServices }, (_, s) =>
+    makeService(
+      100 + s,
+      hosts.filter((_, i) => i % nServices === s),
+      AGENT_SHAPE,
+    ),
+  );
+  const out: AgentPush[] = [];
+  for (let i = 0; i < count; i++) {
+    const svc = services[i % nServices]!;
+    const host = hosts[i]!;
+    const rows = svc.templates[Math.floor(i / nServices) % TEMPLATES]!.map(unpack);
+    const profile = profileFromRows(svc, host, rows, opts.startNs ?? 0n);
+    const native = opts.format === 'native';
+    out.push({
+      service: svc.name,
+      labels: { host, pid: String(1000 + hostIndex(host)), python_version: '3.11.9' },
+      body: native ? new TextEncoder().encode(encoder.encode(profile)) : new Uint8Array(await encodePprof(profile)),
+      contentType: native ? NATIVE_CONTENT_TYPE : 'application/octet-stream',
+      samples: rows.reduce((a, r) => a + r.count, 0),
+    });
+  }
+  return out;
+}
+
+/** The same pushes in native form twice over one encoder: the first round carries the dictionary, the second ids only. */
+export async function agentPushesTwice(count: number, startNs: bigint): Promise<[AgentPush[], AgentPush[]]> {
+  const encoder = new NativeEncoder();
+  const first = await agentPushes(count, { startNs, format: 'native', encoder });
+  const steady = await agentPushes(count, { startNs, format: 'native', encoder });
+  return [first, steady];
+}

@@ -29,6 +29,7 @@ import type {
   TopResponse,
 } from '../ingest/api.js';
 import { serve, type ServeHandle, type ServeOptions } from '../ingest/serve.js';
+import { NATIVE_CONTENT_TYPE, NativeEncoder } from '../profile/native.js';
 import { decodePprof, profileFromPprof } from '../profile/pprof.js';
 import type { Profile } from '../profile/profile.js';
 
@@ -213,6 +214,29 @@ describe.each(backends)('kiln serve on $name', (backend) => {
       expect(b.status).toBe(200);
       const f = await get<FlamegraphResponse>(`/api/v1/flamegraph?service=encodings&${window(T1)}`);
       expect(f.body.total).toBe(2 * total(cpuBound));
+    });
+
+    it("takes Kiln's native form: the same flame graph as the same profile in pprof", async () => {
+      const enc = new NativeEncoder();
+      const body = enc.encode(threads);
+      const r = await post<IngestResponse>(`/api/v1/profiles?service=native&host=web-2&region=eu&time=${T1}`, body, {
+        'content-type': NATIVE_CONTENT_TYPE,
+      });
+      expect(r.status, JSON.stringify(r.body)).toBe(200);
+      expect(r.body).toMatchObject({ format: 'native', samples: total(threads) });
+      // Its dictionary went with the first push; the next one is ids and counts only, gzipped.
+      const again = enc.encode(threads);
+      expect(again).not.toMatch(/^S\t/m);
+      const r2 = await post<IngestResponse>(`/api/v1/profiles?service=native&host=web-2&region=eu&time=${T2}`, gzipSync(again), {
+        'content-type': NATIVE_CONTENT_TYPE,
+      });
+      expect(r2.status, JSON.stringify(r2.body)).toBe(200);
+      const viaNative = await get<FlamegraphResponse>(`/api/v1/flamegraph?service=native&${window(T1)}`);
+      const viaPprof = await get<FlamegraphResponse>(`/api/v1/flamegraph?service=shop&${window(T1 + 10_000)}&label=host=web-2`);
+      expect(viaNative.body.total).toBe(total(threads));
+      expect(viaNative.body.root).toEqual(viaPprof.body.root);
+      const second = await get<FlamegraphResponse>(`/api/v1/flamegraph?service=native&${window(T2)}`);
+      expect(second.body.root).toEqual(viaPprof.body.root);
     });
 
     it('keeps every fixture in test/fixtures/ingest intact through a round trip', async () => {

@@ -10,7 +10,7 @@ import { select } from 'd3-selection';
 import 'd3-transition';
 import type { DiffNode, DiffResponse, FlameNode, FlamegraphResponse } from '../../ingest/api.js';
 import { HIGHLIGHT, diffColor, originColor, originOf } from './colors.js';
-import { count, percent, pp } from './format.js';
+import { CPU_SAMPLES, count, percent, pp, value, type Measure } from './format.js';
 
 export type FlameData = { kind: 'single'; resp: FlamegraphResponse } | { kind: 'diff'; resp: DiffResponse };
 
@@ -23,9 +23,12 @@ export type Matcher = (name: string, file: string | undefined) => boolean;
 export interface SearchSummary {
   /** Frames highlighted. */
   frames: number;
-  /** Share of all samples under a highlighted frame (nested matches counted once). */
+  /** Value under the highlighted frames (nested matches counted once): the comparison side in a diff. */
+  value: number;
+  /** That value's share of the total. */
   share: number;
   /** Diff only: the same on the base side. */
+  baseValue?: number;
   baseShare?: number;
 }
 
@@ -67,6 +70,7 @@ function childFor(node: Node, segment: string): Node | undefined {
 export class FlameView {
   private chart: FlameGraph<Datum> | undefined;
   private data: FlameData | undefined;
+  private measure: Measure = CPU_SAMPLES;
   private root: Node | undefined;
   private maxChange = 0;
   /** True while the page itself zooms (restoring a URL), so onZoom only reports the user's clicks. */
@@ -87,9 +91,11 @@ export class FlameView {
     document.body.appendChild(this.tip);
   }
 
-  render(data: FlameData): void {
+  /** Draws `data`, whose values are in `measure` (for the tooltip). */
+  render(data: FlameData, measure: Measure): void {
     this.destroy();
     this.data = data;
+    this.measure = measure;
     this.maxChange = 0;
     if (data.kind === 'diff') {
       const walk = (n: DiffNode): void => {
@@ -190,11 +196,11 @@ export class FlameView {
       return undefined;
     }
     this.highlighted = true;
-    let summary: SearchSummary = { frames: 0, share: 0 };
+    let summary: SearchSummary = { frames: 0, value: 0, share: 0 };
     chart.setSearchMatch((d) => m(d.data.name, d.data.file));
     chart.setSearchHandler((results) => {
       // Sum only outermost matches: a match inside another is already in its total.
-      let value = 0;
+      let sum = 0;
       let base = 0;
       for (const r of results) {
         let nested = false;
@@ -202,19 +208,21 @@ export class FlameView {
         if (nested) continue;
         const d = r.data;
         if (isDiff(d)) {
-          value += d.comparison;
+          sum += d.comparison;
           base += d.base;
-        } else value += d.value;
+        } else sum += d.value;
       }
       if (data.kind === 'diff') {
         const r = data.resp.root;
         summary = {
           frames: results.length,
-          share: r.comparison > 0 ? value / r.comparison : 0,
+          value: sum,
+          share: r.comparison > 0 ? sum / r.comparison : 0,
+          baseValue: base,
           baseShare: r.base > 0 ? base / r.base : 0,
         };
       } else {
-        summary = { frames: results.length, share: data.resp.total > 0 ? value / data.resp.total : 0 };
+        summary = { frames: results.length, value: sum, share: data.resp.total > 0 ? sum / data.resp.total : 0 };
       }
     });
     // The term is not read: the matcher above already holds the (escaped or compiled) search.
@@ -276,6 +284,7 @@ export class FlameView {
 
   private tooltipContent(d: Node): HTMLElement[] {
     const x = d.data;
+    const m = this.measure;
     const line = (cls: string, ...parts: (string | HTMLElement)[]): HTMLElement => {
       const div = document.createElement('div');
       div.className = cls;
@@ -293,15 +302,15 @@ export class FlameView {
     else if (d.parent) out.push(line('file', 'no source file (Kiln synthetic frame)'));
     if (x.merged) out.push(line('note', `${count(x.merged)} smaller frames merged into one`));
     if (isDiff(x)) {
-      out.push(kv('base', `${percent(x.baseShare)} · ${count(x.base)} samples`));
-      out.push(kv('comparison', `${percent(x.comparisonShare)} · ${count(x.comparison)} samples`));
+      out.push(kv('base', `${percent(x.baseShare)} · ${value(x.base, m)}`));
+      out.push(kv('comparison', `${percent(x.comparisonShare)} · ${value(x.comparison, m)}`));
       const change = x.comparisonShare - x.baseShare;
       const word = Math.abs(change) < 0.001 ? 'unchanged' : change > 0 ? 'grew' : 'shrank';
       out.push(kv('change', `${pp(change)} (${word})`));
     } else if (this.data?.kind === 'single') {
       const total = this.data.resp.total;
-      out.push(kv('total', `${percent(total > 0 ? x.value / total : 0)} · ${count(x.value)} samples`));
-      out.push(kv('self', `${percent(total > 0 ? x.self / total : 0)} · ${count(x.self)} samples`));
+      out.push(kv('total', `${percent(total > 0 ? x.value / total : 0)} · ${value(x.value, m)}`));
+      out.push(kv('self', `${percent(total > 0 ? x.self / total : 0)} · ${value(x.self, m)}`));
     }
     return out;
   }

@@ -1,9 +1,102 @@
-/** Numbers as the page shows them. */
+/**
+ * Numbers as the page prints them. Every value of a profile (tooltip, table,
+ * summary, search status, timeline) is printed here in its measure's unit, so
+ * when the API keeps profile types apart (CPU and wall time in nanoseconds,
+ * memory in bytes, objects and samples as counts) only the measure changes.
+ * Today every value is a CPU sample count (ingest/api.ts).
+ */
+
+export type Unit = 'nanoseconds' | 'bytes' | 'count';
+
+/** What a profile's values measure. */
+export interface Measure {
+  unit: Unit;
+  /** What the total is, for sentences ("60 % of samples", "of CPU time"). */
+  noun: string;
+}
+
+/** Kiln's values until the API has profile types: samples of CPU time, one per period. */
+export const CPU_SAMPLES: Measure = { unit: 'count', noun: 'samples' };
+
+/** Nouns for the sample types Pyroscope's clients send; others are spelled from their name. */
+const NOUNS: Record<string, string> = {
+  cpu: 'CPU time',
+  wall: 'wall time',
+  samples: 'samples',
+  alloc_space: 'allocated bytes',
+  inuse_space: 'in-use bytes',
+  alloc_objects: 'allocated objects',
+  inuse_objects: 'in-use objects',
+};
+
+/**
+ * The measure of a Pyroscope profile type ID (name:sample_type:sample_unit:period_type:period_unit,
+ * e.g. process_cpu:cpu:nanoseconds:cpu:nanoseconds, memory:inuse_space:bytes:space:bytes):
+ * the sample unit says how values print; anything but time and bytes is a count.
+ */
+export function measureOfType(id: string): Measure {
+  const [name = '', sampleType = '', sampleUnit = ''] = id.split(':');
+  const unit: Unit = sampleUnit === 'nanoseconds' ? 'nanoseconds' : sampleUnit === 'bytes' ? 'bytes' : 'count';
+  const what = sampleType || name;
+  // hasOwn: a type named after an Object.prototype key ("constructor") is spelled, not looked up.
+  return { unit, noun: Object.hasOwn(NOUNS, what) ? NOUNS[what]! : what.replace(/_/g, ' ') || 'samples' };
+}
 
 const int = new Intl.NumberFormat('en-US', { maximumFractionDigits: 0 });
 
+/** A whole count with thousands separators (also for things that are not values: frames, functions). */
 export function count(n: number): string {
   return int.format(n);
+}
+
+/** Three significant digits at most, trailing zeros dropped: 1, 12.5, 123, 1.05. */
+function short(n: number): string {
+  const digits = Math.abs(n) >= 100 ? 0 : Math.abs(n) >= 10 ? 1 : 2;
+  return String(Number(n.toFixed(digits)));
+}
+
+const TIME_UNITS: [string, number][] = [
+  ['d', 86_400e9],
+  ['h', 3_600e9],
+  ['min', 60e9],
+  ['s', 1e9],
+  ['ms', 1e6],
+  ['µs', 1e3],
+];
+
+const BYTE_UNITS: [string, number][] = [
+  ['TiB', 2 ** 40],
+  ['GiB', 2 ** 30],
+  ['MiB', 2 ** 20],
+  ['KiB', 2 ** 10],
+];
+
+/** `units` largest first, each bigger than the next; below the last, `base`. */
+function scaled(v: number, units: [string, number][], base: string): string {
+  const a = Math.abs(v);
+  let i = units.findIndex(([, size]) => a >= size);
+  if (i < 0) i = units.length;
+  const size = (k: number): number => (k < units.length ? units[k]![1] : 1);
+  // Rounding can reach the next unit (999.7 ms is "1000 ms"): then say it in that unit ("1 s").
+  if (i > 0 && Number(short(a / size(i))) * size(i) >= size(i - 1)) i--;
+  return `${short(v / size(i))} ${i < units.length ? units[i]![0] : base}`;
+}
+
+/** A value without its noun, for axes and the left side of "base A → comparison B": "1,234", "1.5 s", "12 MiB". */
+export function amount(v: number, unit: Unit): string {
+  switch (unit) {
+    case 'nanoseconds':
+      return scaled(v, TIME_UNITS, 'ns');
+    case 'bytes':
+      return scaled(v, BYTE_UNITS, 'B');
+    case 'count':
+      return count(v);
+  }
+}
+
+/** A value as a phrase: "1,234 samples", "1.5 s", "12 MiB" (time and bytes say what they are). */
+export function value(v: number, m: Measure): string {
+  return m.unit === 'count' ? `${count(v)} ${m.noun}` : amount(v, m.unit);
 }
 
 /** A share 0..1 as a percentage: one decimal, two below 1 %. */

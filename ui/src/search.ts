@@ -5,7 +5,7 @@
  * a pattern that does not compile comes back as a message, not an exception.
  */
 
-import type { Focus } from './state.js';
+import type { Focus, ViewState } from './state.js';
 import type { Matcher } from './flame.js';
 
 export interface CompiledSearch {
@@ -31,4 +31,22 @@ export function compileSearch(text: string, regex: boolean): CompiledSearch {
 /** The function picked in the table: same name and file (two functions may share a name). */
 export function focusMatcher(f: Focus): Matcher {
   return (name, file) => name === f.name && (f.file === '' || (file ?? '') === f.file);
+}
+
+export interface Highlight {
+  /** Frames to highlight; none when undefined. */
+  matcher?: Matcher;
+  /** How the search status names it: the function, “text”, or /pattern/. */
+  label: string;
+  /** The pattern does not compile: what to tell the user instead. */
+  error?: string;
+}
+
+/** What a view highlights: the function picked in the table wins over the search text. */
+export function highlightOf(v: Pick<ViewState, 'focus' | 'search' | 'regex'>): Highlight {
+  if (v.focus) return { matcher: focusMatcher(v.focus), label: v.focus.name };
+  if (!v.search) return { label: '' };
+  const label = v.regex ? `/${v.search}/` : `“${v.search}”`;
+  const c = compileSearch(v.search, v.regex);
+  return c.error ? { label, error: c.error } : { matcher: c.matcher, label };
 }

@@ -1,5 +1,5 @@
 /**
- * Samples over time for the selected range; dragging across it selects a
+ * The profile's value over time for the selected range; dragging across it selects a
  * narrower range. Drawn with d3 (scales, axis, area, brush).
  */
 
@@ -9,7 +9,7 @@ import { scaleLinear, scaleTime } from 'd3-scale';
 import { select } from 'd3-selection';
 import { area, curveStepAfter } from 'd3-shape';
 import type { TimelinePoint, TimelineResponse } from '../../ingest/api.js';
-import { count } from './format.js';
+import { CPU_SAMPLES, amount, value, type Measure } from './format.js';
 import { span } from './time.js';
 
 const HEIGHT = 84;
@@ -19,6 +19,7 @@ const MARGIN = { top: 8, right: 24, bottom: 20, left: 48 };
 export class TimelineView {
   private resp: TimelineResponse | undefined;
   private extra: { from: number; to: number; label: string } | undefined;
+  private measure: Measure = CPU_SAMPLES;
 
   constructor(
     private readonly el: HTMLElement,
@@ -26,9 +27,10 @@ export class TimelineView {
     private readonly onSelect: (from: number, to: number) => void,
   ) {}
 
-  /** `extra` marks another range on the chart: the diff base when it overlaps this one. */
-  render(resp: TimelineResponse | undefined, extra?: { from: number; to: number; label: string }): void {
+  /** Values in `measure`; `extra` marks another range on the chart: the diff base when it overlaps this one. */
+  render(resp: TimelineResponse | undefined, measure: Measure, extra?: { from: number; to: number; label: string }): void {
     this.resp = resp;
+    this.measure = measure;
     this.extra = extra;
     this.draw();
   }
@@ -54,15 +56,16 @@ export class TimelineView {
     const x = scaleTime().domain([resp.from, resp.to]).range([0, w]);
     const maxV = Math.max(1, ...resp.points.map((p) => p.value));
     const y = scaleLinear().domain([0, maxV]).nice().range([h, 0]);
-    // Sample counts are whole: no 0.5 ticks on a nearly empty chart.
-    const yTicks = y.ticks(3).filter((v) => Number.isInteger(v));
+    const unit = this.measure.unit;
+    // Counts are whole: no 0.5 ticks on a nearly empty chart.
+    const yTicks = y.ticks(3).filter((v) => unit !== 'count' || Number.isInteger(v));
 
     const svg = select(this.el)
       .append('svg')
       .attr('width', width)
       .attr('height', HEIGHT)
       .attr('role', 'img')
-      .attr('aria-label', `samples over time, ${count(resp.total)} in all; drag to select a range`);
+      .attr('aria-label', `${this.measure.noun} over time, ${value(resp.total, this.measure)} in all; drag to select a range`);
     svg
       .append('defs')
       .append('clipPath')
@@ -100,7 +103,7 @@ export class TimelineView {
       .call(
         axisLeft(y)
           .tickValues(yTicks)
-          .tickFormat((v) => count(Number(v))),
+          .tickFormat((v) => amount(Number(v), unit)),
       );
 
     const brush = brushX<unknown>()
@@ -118,7 +121,7 @@ export class TimelineView {
         this.onSelect(x.invert(a).getTime(), x.invert(b).getTime());
       });
     const brushG = g.append('g').attr('class', 'brush').call(brush);
-    this.caption.textContent = `${count(resp.total)} samples · ${span(resp.step)} buckets · drag across the chart to zoom in on a time range`;
+    this.caption.textContent = `${value(resp.total, this.measure)} · ${span(resp.step)} buckets · drag across the chart to zoom in on a time range`;
   }
 }
 

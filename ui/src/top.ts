@@ -6,7 +6,7 @@
 
 import type { TopEntry, TopResponse } from '../../ingest/api.js';
 import { diffColor, originColor, originOf } from './colors.js';
-import { count, percent, pp } from './format.js';
+import { CPU_SAMPLES, count, percent, pp, value, type Measure } from './format.js';
 import type { Focus, SortKey } from './state.js';
 
 export interface DiffRow {
@@ -49,21 +49,22 @@ export function diffRows(base: TopResponse, comp: TopResponse): DiffRow[] {
 interface Column<R> {
   key: SortKey;
   label: string;
-  title: string;
+  /** Header tooltip, in the words of what the values measure. */
+  title(m: Measure): string;
   value(r: R): number;
   text(r: R): string;
 }
 
 const SINGLE: Column<TopEntry>[] = [
-  { key: 'self', label: 'Self', title: 'samples with the function on top of the stack', value: (r) => r.self, text: (r) => percent(r.selfShare) },
-  { key: 'total', label: 'Total', title: 'samples with the function anywhere on the stack', value: (r) => r.total, text: (r) => percent(r.totalShare) },
+  { key: 'self', label: 'Self', title: (m) => `${m.noun} with the function on top of the stack`, value: (r) => r.self, text: (r) => percent(r.selfShare) },
+  { key: 'total', label: 'Total', title: (m) => `${m.noun} with the function anywhere on the stack`, value: (r) => r.total, text: (r) => percent(r.totalShare) },
 ];
 
 const DIFF: Column<DiffRow>[] = [
-  { key: 'base', label: 'Base', title: 'total share in the base', value: (r) => r.baseTotalShare, text: (r) => percent(r.baseTotalShare) },
-  { key: 'comparison', label: 'Comp.', title: 'total share in the comparison', value: (r) => r.compTotalShare, text: (r) => percent(r.compTotalShare) },
-  { key: 'dself', label: 'Δ self', title: 'change in self share, percentage points', value: (r) => r.dself, text: (r) => pp(r.dself) },
-  { key: 'dtotal', label: 'Δ total', title: 'change in total share, percentage points', value: (r) => r.dtotal, text: (r) => pp(r.dtotal) },
+  { key: 'base', label: 'Base', title: () => 'total share in the base', value: (r) => r.baseTotalShare, text: (r) => percent(r.baseTotalShare) },
+  { key: 'comparison', label: 'Comp.', title: () => 'total share in the comparison', value: (r) => r.compTotalShare, text: (r) => percent(r.compTotalShare) },
+  { key: 'dself', label: 'Δ self', title: () => 'change in self share, percentage points', value: (r) => r.dself, text: (r) => pp(r.dself) },
+  { key: 'dtotal', label: 'Δ total', title: () => 'change in total share, percentage points', value: (r) => r.dtotal, text: (r) => pp(r.dtotal) },
 ];
 
 /** Rows drawn at most: past a few hundred the table is for the filter box, not for scrolling. */
@@ -85,6 +86,7 @@ export class TopTable {
   private order: 'asc' | 'desc' = 'desc';
   private filter = '';
   private focus: Focus | undefined;
+  private measure: Measure = CPU_SAMPLES;
   private readonly table: HTMLTableElement;
   private readonly note: HTMLElement;
   private readonly input: HTMLInputElement;
@@ -106,8 +108,10 @@ export class TopTable {
     });
   }
 
-  set(data: TableData | undefined, view: { sort?: SortKey; order?: 'asc' | 'desc'; filter: string; focus?: Focus }): void {
+  /** Shows `data` (values in `measure`) sorted, filtered and picked as `view` says. */
+  set(data: TableData | undefined, view: { sort?: SortKey; order?: 'asc' | 'desc'; filter: string; focus?: Focus }, measure: Measure): void {
     this.data = data;
+    this.measure = measure;
     const kind = data?.kind ?? 'single';
     const keys = ['name', ...(kind === 'single' ? SINGLE : DIFF).map((c) => c.key)];
     this.sort = view.sort && keys.includes(view.sort) ? view.sort : defaultSort(kind);
@@ -125,7 +129,7 @@ export class TopTable {
       this.note.textContent = '';
       return;
     }
-    if (data.kind === 'single') this.drawRows(data.rows, SINGLE, (r) => originColor(originOf(r.name, r.file), r.name), (r) => [count(r.self), count(r.total)]);
+    if (data.kind === 'single') this.drawRows(data.rows, SINGLE, (r) => originColor(originOf(r.name, r.file), r.name), (r) => [r.self, r.total]);
     else {
       const max = data.rows.reduce((m, r) => Math.max(m, Math.abs(r.dtotal)), 0);
       this.drawRows(data.rows, DIFF, (r) => diffColor(r.dtotal, max));
@@ -136,7 +140,7 @@ export class TopTable {
     rows: R[],
     cols: Column<R>[],
     swatch: (r: R) => string,
-    samples?: (r: R) => string[],
+    values?: (r: R) => number[],
   ): void {
     const needle = this.filter.toLowerCase();
     const shown = needle ? rows.filter((r) => r.name.toLowerCase().includes(needle) || r.file.toLowerCase().includes(needle)) : rows;
@@ -168,7 +172,7 @@ export class TopTable {
       head.append(cell);
     };
     th('name', 'Function', 'function name and file', false);
-    for (const c of cols) th(c.key, c.label, c.title, true);
+    for (const c of cols) th(c.key, c.label, c.title(this.measure), true);
 
     const body = this.table.createTBody();
     for (const r of sorted.slice(0, MAX_ROWS)) {
@@ -191,12 +195,13 @@ export class TopTable {
       file.textContent = r.file ? `${shortFile(r.file)}${r.line ? `:${r.line}` : ''}` : '';
       nameCell.title = r.file ? `${r.name}\n${r.file}${r.line ? `:${r.line}` : ''}` : r.name;
       nameCell.append(sw, name, file);
-      const extra = samples?.(r);
+      const extra = values?.(r);
       cols.forEach((c, i) => {
         const td = tr.insertCell();
         td.className = 'num';
         td.textContent = c.text(r);
-        if (extra?.[i]) td.title = `${extra[i]} samples`;
+        const v = extra?.[i];
+        if (v !== undefined) td.title = value(v, this.measure);
         if (c.key === 'dself' || c.key === 'dtotal') td.classList.add(c.value(r) > 0.0005 ? 'grew' : c.value(r) < -0.0005 ? 'shrank' : 'same');
       });
       const pick = (): void => this.events.onPick(picked ? undefined : { name: r.name, file: r.file });

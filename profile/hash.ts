@@ -18,10 +18,10 @@ export interface Id64 {
 
 export class Fnv64 {
   // Offset basis 0xcbf29ce484222325, least significant limb first.
-  private h0 = 0x2325;
-  private h1 = 0x8422;
-  private h2 = 0x9ce4;
-  private h3 = 0xcbf2;
+  h0 = 0x2325;
+  h1 = 0x8422;
+  h2 = 0x9ce4;
+  h3 = 0xcbf2;
 
   byte(b: number): this {
     this.h0 ^= b & 0xff;
@@ -40,8 +40,29 @@ export class Fnv64 {
     return this;
   }
 
-  bytes(u8: Uint8Array): this {
-    for (let i = 0; i < u8.length; i++) this.byte(u8[i]!);
+  bytes(u8: Uint8Array, start = 0, end = u8.length): this {
+    let h0 = this.h0;
+    let h1 = this.h1;
+    let h2 = this.h2;
+    let h3 = this.h3;
+    for (let i = start; i < end; i++) {
+      h0 ^= u8[i]!;
+      const t0 = h0 * 0x1b3;
+      let t1 = h1 * 0x1b3;
+      let t2 = h2 * 0x1b3 + (h0 << 8);
+      let t3 = h3 * 0x1b3 + (h1 << 8);
+      t1 += t0 >>> 16;
+      t2 += t1 >>> 16;
+      t3 += t2 >>> 16;
+      h0 = t0 & 0xffff;
+      h1 = t1 & 0xffff;
+      h2 = t2 & 0xffff;
+      h3 = t3 & 0xffff;
+    }
+    this.h0 = h0;
+    this.h1 = h1;
+    this.h2 = h2;
+    this.h3 = h3;
     return this;
   }
 
@@ -81,15 +102,82 @@ export class Fnv64 {
     return this;
   }
 
-  id(x: Id64): this {
+  /** A 64-bit id's eight little-endian bytes, unrolled on locals: stack hashing runs this once per frame. */
+  u64(lo: number, hi: number): this {
+    let h0 = this.h0;
+    let h1 = this.h1;
+    let h2 = this.h2;
+    let h3 = this.h3;
+    for (let k = 0; k < 8; k++) {
+      h0 ^= ((k < 4 ? lo : hi) >>> ((k & 3) << 3)) & 0xff;
+      const t0 = h0 * 0x1b3;
+      let t1 = h1 * 0x1b3;
+      let t2 = h2 * 0x1b3 + (h0 << 8);
+      let t3 = h3 * 0x1b3 + (h1 << 8);
+      t1 += t0 >>> 16;
+      t2 += t1 >>> 16;
+      t3 += t2 >>> 16;
+      h0 = t0 & 0xffff;
+      h1 = t1 & 0xffff;
+      h2 = t2 & 0xffff;
+      h3 = t3 & 0xffff;
+    }
+    this.h0 = h0;
+    this.h1 = h1;
+    this.h2 = h2;
+    this.h3 = h3;
+    return this;
+  }
+
+  id(x: { lo: number; hi: number }): this {
     return this.u32(x.lo).u32(x.hi);
   }
 
-  digest(): Id64 {
-    const lo = ((this.h1 << 16) | this.h0) >>> 0;
-    const hi = ((this.h3 << 16) | this.h2) >>> 0;
-    return { lo, hi, dec: ((BigInt(hi) << 32n) | BigInt(lo)).toString() };
+  /** Back to the offset basis, for reuse on a hot path without allocating. */
+  reset(): this {
+    this.h0 = 0x2325;
+    this.h1 = 0x8422;
+    this.h2 = 0x9ce4;
+    this.h3 = 0xcbf2;
+    return this;
   }
+
+  /** Continues from another hash's state: a cached prefix (a function's fields, before a location's line). */
+  from(other: Fnv64): this {
+    this.h0 = other.h0;
+    this.h1 = other.h1;
+    this.h2 = other.h2;
+    this.h3 = other.h3;
+    return this;
+  }
+
+  get lo(): number {
+    return ((this.h1 << 16) | this.h0) >>> 0;
+  }
+
+  get hi(): number {
+    return ((this.h3 << 16) | this.h2) >>> 0;
+  }
+
+  digest(): Id64 {
+    const lo = this.lo;
+    const hi = this.hi;
+    return { lo, hi, dec: dec64(hi, lo) };
+  }
+}
+
+/**
+ * Decimal text of hi * 2^32 + lo without BigInt: 2^32 = 4294 * 10^6 + 967296,
+ * so the value is (hi * 4294 + carry) * 10^6 + (hi * 967296 + lo) mod 10^6,
+ * every intermediate below 2^53.
+ */
+export function dec64(hi: number, lo: number): string {
+  if (hi === 0) return String(lo);
+  const low = hi * 967296 + lo;
+  const rem = low % 1e6;
+  const high = hi * 4294 + (low - rem) / 1e6;
+  const r = String(rem);
+  return String(high) + '000000'.slice(r.length) + r;
 }
 
 export function fnv1a64(s: string | Uint8Array): Id64 {

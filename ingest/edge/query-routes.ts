@@ -1,0 +1,231 @@
+/**
+ * The query endpoints. Each takes exactly the parameters it names (anything
+ * else is a 400), answers JSON gzipped when the client accepts it (on the
+ * libuv pool, off the event loop), and asks ClickHouse through the query
+ * client only, never an insert lane.
+ */
+
+import { promisify } from 'node:util';
+import { gzip } from 'node:zlib';
+import express, { type Request, type Response } from 'express';
+import type {
+  DiffResponse,
+  FlamegraphResponse,
+  Granularity,
+  LabelsResponse,
+  ServicesResponse,
+  TimelineResponse,
+  TopResponse,
+  TopSort,
+} from '../api.js';
+import { Resolver, UNKNOWN_STACK_FN } from '../dict.js';
+import { HttpError, type Limits } from '../limits.js';
+import * as q from '../query.js';
+import type { Store } from '../store.js';
+import { parseRange } from '../time.js';
+import { buildCallTree, frameView, toDiff, toFlame, topFunctions, type FrameView, type StackValue } from '../tree.js';
+import { encodePprof } from '../../profile/pprof.js';
+import type { Frame, Profile } from '../../profile/profile.js';
+import type { Auth } from './auth.js';
+import { RANGE_PARAMS, granularityOf, intParam, maxNodesOf, one, onlyParams, queryOf, selection } from './params.js';
+
+const gzipAsync = promisify(gzip);
+
+/** Pyroscope's default sampling rate, used when the stored profiles did not say. */
+const FALLBACK_PERIOD_NS = 10_000_000;
+
+export interface QueryDeps {
+  limits: Limits;
+  auth: Auth;
+  store: Store;
+  resolver: Resolver;
+}
+
+/** JSON, gzipped when the client takes gzip and the body is worth it. */
+export async function sendJson(req: Request, res: Response, body: unknown): Promise<void> {
+  const text = Buffer.from(JSON.stringify(body));
+  res.setHeader('Content-Type', 'application/json; charset=utf-8');
+  res.setHeader('Vary', 'Accept-Encoding');
+  const accepts = /\bgzip\b/i.test(String(req.headers['accept-encoding'] ?? '').slice(0, 200));
+  if (accepts && text.length > 1024) {
+    res.setHeader('Content-Encoding', 'gzip');
+    res.end(await gzipAsync(text, { level: 4 }));
+  } else res.end(text);
+}
+
+export function queryRoutes(deps: QueryDeps): express.Router {
+  const { limits, store, resolver } = deps;
+  const api = express.Router();
+  api.use(deps.auth.read);
+
+  api.get('/services', async (req, res) => {
+    const query = queryOf(req);
+    onlyParams(query, ['from', 'to']);
+    const range = parseRange(one(query, 'from'), one(query, 'to'), { now: Date.now(), maxRangeMs: limits.maxQueryRangeMs });
+    await store.ready();
+    const body: ServicesResponse = { ...range, services: await q.services(store, range) };
+    await sendJson(req, res, body);
+  });
+
+  api.get('/labels', async (req, res) => {
+    const query = queryOf(req);
+    onlyParams(query, RANGE_PARAMS);
+    const sel = selection(query, limits);
+    await store.ready();
+    const body: LabelsResponse = { service: sel.service, ...sel.range, labels: await q.labels(store, sel, limits.maxLabelValues) };
+    await sendJson(req, res, body);
+  });
+
+  api.get('/flamegraph', async (req, res) => {
+    const query = queryOf(req);
+    onlyParams(query, [...RANGE_PARAMS, 'maxNodes', 'granularity']);
+    const sel = selection(query, limits);
+    const maxNodes = maxNodesOf(query, limits);
+    const granularity = granularityOf(query);
+    await store.ready();
+    const stacks = await q.stackValues(store, sel);
+    const view = await viewFor(store, resolver, stacks, granularity);
+    const tree = toFlame(buildCallTree(view, stacks), view, maxNodes);
+    const body: FlamegraphResponse = {
+      service: sel.service,
+      ...sel.range,
+      filters: sel.filters,
+      granularity,
+      total: tree.root.value,
+      nodes: tree.nodes,
+      fullNodes: tree.fullNodes,
+      maxNodes,
+      root: tree.root,
+    };
+    await sendJson(req, res, body);
+  });
+
+  api.get('/diff', async (req, res) => {
+    const query = queryOf(req);
+    onlyParams(query, [
+      ...RANGE_PARAMS,
+      'maxNodes',
+      'granularity',
+      'baseFrom',
+      'baseTo',
+      'baseLabel',
+      'comparisonFrom',
+      'comparisonTo',
+      'comparisonLabel',
+    ]);
+    const base = selection(query, limits, 'base');
+    const comparison = selection(query, limits, 'comparison');
+    if (base.service !== comparison.service) throw new HttpError(400, 'bad service', 'both sides must be the same service');
+    const maxNodes = maxNodesOf(query, limits);
+    const granularity = granularityOf(query);
+    await store.ready();
+    const [b, c] = await Promise.all([q.stackValues(store, base), q.stackValues(store, comparison)]);
+    const view = await viewFor(store, resolver, [...b, ...c], granularity);
+    const tree = toDiff(buildCallTree(view, c, b), view, maxNodes);
+    const body: DiffResponse = {
+      service: base.service,
+      granularity,
+      base: { ...base.range, filters: base.filters, total: tree.root.base },
+      comparison: { ...comparison.range, filters: comparison.filters, total: tree.root.comparison },
+      baseScale: tree.baseScale,
+      nodes: tree.nodes,
+      fullNodes: tree.fullNodes,
+      maxNodes,
+      root: tree.root,
+    };
+    await sendJson(req, res, body);
+  });
+
+  api.get('/top', async (req, res) => {
+    const query = queryOf(req);
+    onlyParams(query, [...RANGE_PARAMS, 'sort', 'order', 'limit', 'granularity']);
+    const sel = selection(query, limits);
+    const granularity = granularityOf(query);
+    const sortText = one(query, 'sort') ?? 'self';
+    if (sortText !== 'self' && sortText !== 'total' && sortText !== 'name') throw new HttpError(400, 'bad sort', 'sort is self, total or name');
+    const sort: TopSort = sortText;
+    const orderText = one(query, 'order') ?? (sort === 'name' ? 'asc' : 'desc');
+    if (orderText !== 'asc' && orderText !== 'desc') throw new HttpError(400, 'bad order', 'order is asc or desc');
+    const limit = intParam(query, 'limit', 100, 1, 10_000);
+    await store.ready();
+    const stacks = await q.stackValues(store, sel);
+    const view = await viewFor(store, resolver, stacks, granularity);
+    const top = topFunctions(view, stacks, sort, orderText);
+    const body: TopResponse = {
+      service: sel.service,
+      ...sel.range,
+      filters: sel.filters,
+      granularity,
+      total: top.total,
+      sort,
+      order: orderText,
+      count: top.entries.length,
+      functions: top.entries.slice(0, limit),
+    };
+    await sendJson(req, res, body);
+  });
+
+  api.get('/timeline', async (req, res) => {
+    const query = queryOf(req);
+    onlyParams(query, [...RANGE_PARAMS, 'step']);
+    const sel = selection(query, limits);
+    const stepText = one(query, 'step');
+    let step = q.autoStep(sel.range);
+    if (stepText !== undefined) {
+      // Samples are filed by whole seconds, so buckets are too.
+      const s = intParam(query, 'step', 0, 1, Number.MAX_SAFE_INTEGER);
+      step = s * 1000;
+      if (step > sel.range.to - sel.range.from) {
+        throw new HttpError(400, 'bad step', `a step of ${s} s is longer than the range (${Math.round((sel.range.to - sel.range.from) / 1000)} s)`);
+      }
+    }
+    if ((sel.range.to - sel.range.from) / step > 10_000) throw new HttpError(400, 'bad step', 'more than 10,000 buckets; use a wider step');
+    await store.ready();
+    const t = await q.timeline(store, sel, step);
+    const body: TimelineResponse = { service: sel.service, ...sel.range, filters: sel.filters, step, total: t.total, points: t.points };
+    await sendJson(req, res, body);
+  });
+
+  api.get('/pprof', async (req, res) => {
+    const query = queryOf(req);
+    onlyParams(query, RANGE_PARAMS);
+    const sel = selection(query, limits);
+    await store.ready();
+    const [stacks, period] = await Promise.all([q.stackValues(store, sel), q.samplingPeriod(store, sel)]);
+    await resolver.load(store, stacks.map((s) => s.hash));
+    const profile: Profile = {
+      samples: stacks.map((s) => ({ frames: pprofFrames(resolver, s.hash), labels: {}, count: s.value })),
+      periodNs: period > 0 ? period : FALLBACK_PERIOD_NS,
+      startNs: BigInt(sel.range.from) * 1_000_000n,
+      durationNs: (sel.range.to - sel.range.from) * 1e6,
+    };
+    const buf = await encodePprof(profile);
+    const name = `${sel.service.replace(/[^\w.-]+/g, '_')}-${new Date(sel.range.from).toISOString().replace(/[:.]/g, '')}.pb.gz`;
+    res.setHeader('Content-Type', 'application/octet-stream');
+    res.setHeader('Content-Disposition', `attachment; filename="${name}"`);
+    res.send(buf);
+  });
+
+  return api;
+}
+
+async function viewFor(store: Store, resolver: Resolver, stacks: StackValue[], granularity: Granularity): Promise<FrameView> {
+  await resolver.load(store, stacks.map((s) => s.hash));
+  return frameView(resolver, granularity);
+}
+
+/** Leaf-first frames of a stack for pprof export. */
+function pprofFrames(resolver: Resolver, hash: string): Frame[] {
+  const locs = resolver.stack(hash);
+  const fn = (i: number): Frame => {
+    const f = resolver.functions[i]!;
+    return { name: f.name, systemName: f.systemName, filename: f.filename, startLine: f.startLine, line: 0 };
+  };
+  if (!locs) return [fn(UNKNOWN_STACK_FN)];
+  const out: Frame[] = new Array(locs.length);
+  for (let i = 0; i < locs.length; i++) {
+    const l = locs[i]!;
+    out[locs.length - 1 - i] = { ...fn(resolver.locFn[l]!), line: resolver.locLine[l] ?? 0 };
+  }
+  return out;
+}
