@@ -316,7 +316,6 @@ static __always_inline __u64 find_tstate(struct walk_scratch *s, __u32 pid, __u3
 
 /* ---- identifying code objects ---- */
 
-
 /* Copies up to `want` bytes of the object at `addr` to s->copies + at;
  * returns how many. A read that crosses into an unmapped page is retried
  * up to the end of the object's first page. */
@@ -388,9 +387,8 @@ static __always_inline __u32 memo_slot(__u64 code)
 
 /*
  * The id of the code object at `code`, not yet met in this sample (the walk
- * keeps a memo of those it has).
- * Global (verified on its own, not at each call) to keep the walk's
- * verification small.
+ * keeps a memo of those it has). Global, so the verifier checks it on its
+ * own rather than at each call, which keeps the walk's step small.
  */
 __noinline __u32 kiln_code_id(__u64 code, __u32 pid, __u32 seq, __u32 timing)
 {

@@ -122,6 +122,24 @@ describe('the symbolizer invents nothing', () => {
           if (which === 'quiet') expect(faults().dead - before.dead, JSON.stringify(faults())).toBe(1);
         }
         console.log(`${version}: ${JSON.stringify(sym.stats)}`);
+
+        // Code objects no sample names for a while are forgotten (the kernel is told to
+        // report them again if they come back); one named again meanwhile is kept.
+        const keeper = new Symbolizer(w.pid, proc.layout, proc.types);
+        const idle = firstSight(mem, w.pid, kl, addr('code'), true);
+        const busy = { ...firstSight(mem, w.pid, kl, addr('code'), true), codeId: nextId++ };
+        keeper.learn(idle);
+        keeper.learn(busy);
+        for (let drain = 0; drain < 5; drain++) {
+          keeper.beginDrain();
+          keeper.frame({ codeId: busy.codeId, lasti: 0 });
+        }
+        expect(keeper.idle(3).map((c) => c.codeId)).toEqual([idle.codeId]);
+        keeper.beginDrain();
+        keeper.forget([idle.codeId, busy.codeId]);
+        expect(keeper.size).toBe(1);
+        expect(keeper.frame({ codeId: busy.codeId, lasti: -1 }).name).toBe('named_function');
+        expect(keeper.frame({ codeId: idle.codeId, lasti: -1 }).name).toBe(SYNTHETIC.unknownCode);
       } finally {
         mem.close();
         await w.stop();

@@ -113,7 +113,7 @@ export class Recorder {
   /** what the symbolizers of processes no longer followed counted */
   private readonly pastCodeStats = emptySymbolizerStats();
   private drainTimer: NodeJS.Timeout | undefined;
-  private pollTimer: NodeJS.Timeout | undefined;
+  private eventTimer: NodeJS.Timeout | undefined;
   private scanTimer: NodeJS.Timeout | undefined;
   private draining: Promise<void> = Promise.resolve();
   private windowStartNs = process.hrtime.bigint();
@@ -150,7 +150,7 @@ export class Recorder {
     // the ring then needs room for a second of them. Without the kernel's copies
     // they must be read while the code is alive: as soon as possible.
     const eventPollMs = options.copyObjects === false ? (options.eventPollMs ?? 10) : Math.min(1000, options.drainIntervalMs);
-    if (eventPollMs < options.drainIntervalMs) r.pollTimer = setInterval(() => r.learn(r.sampler.takeCodeEvents()), eventPollMs);
+    if (eventPollMs < options.drainIntervalMs) r.eventTimer = setInterval(() => r.learn(r.sampler.takeCodeEvents()), eventPollMs);
     r.windowStartNs = process.hrtime.bigint();
     r.windowStartWall = BigInt(Date.now()) * 1_000_000n;
     return r;
@@ -327,7 +327,9 @@ export class Recorder {
       this.reinspect(execs.followed);
       for (const [pid, f] of this.followed) if (f.gone) this.unfollow(pid, f);
     });
-    return this.draining.catch((err: Error) => this.options.log(`drain failed: ${err.message}`));
+    // a drain that failed is said, and the next one runs all the same
+    this.draining = this.draining.catch((err: Error) => this.options.log(`drain failed: ${err.message}`));
+    return this.draining;
   }
 
   /** First sights, named now by the symbolizer of the process that had them. */
@@ -452,7 +454,7 @@ export class Recorder {
   async stop(): Promise<ProcessProfile[]> {
     clearInterval(this.drainTimer);
     clearInterval(this.scanTimer);
-    clearInterval(this.pollTimer);
+    clearInterval(this.eventTimer);
     const last = await this.take();
     this.final = { kernel: this.sampler.kernelStats(), run: this.sampler.runStats() };
     this.sampler.close();
