@@ -19,6 +19,8 @@ import { SYNTHETIC_FRAMES, type Frame, type Profile, type StackSample } from '..
 import { addSymbolizerStats, emptySymbolizerStats, Symbolizer, type SymbolizerStats } from './symbolizer.js';
 
 let frameKeyCount = 0;
+/** Stack keys are unique across processes and their images: a pid's samples after an exec must not merge with its old image's. */
+let stackKeyCount = 0;
 
 /** Symbolized stacks kept per process before the cache starts over. */
 const MAX_CACHED_STACKS = 50_000;
@@ -399,7 +401,7 @@ export class Recorder {
     else if (s.flags & KILN_F_TRUNCATED) frames.push(SYNTHETIC_FRAMES.truncated);
     else if (s.flags & KILN_F_READ_ERROR) frames.push(SYNTHETIC_FRAMES.readError);
     else if (frames.length === 0) frames.push(SYNTHETIC_FRAMES.noPython);
-    if (!f) return { frames, key: -1, codeIds: [] };
+    if (!f) return { frames, key: ++stackKeyCount, codeIds: [] };
     // the symbolizer hands out one Frame object per code object and line: equal stacks, equal objects
     const content = frames.map((x) => f.frameKey(x)).join(',');
     if (f.stackCount >= MAX_CACHED_STACKS) {
@@ -410,7 +412,7 @@ export class Recorder {
     }
     let stack = f.contents.get(content);
     if (!stack) {
-      stack = { frames, key: f.contents.size, codeIds: [...new Set(s.frames.map((x) => x.codeId))] };
+      stack = { frames, key: ++stackKeyCount, codeIds: [...new Set(s.frames.map((x) => x.codeId))] };
       f.contents.set(content, stack);
     }
     // ids are never named later than their samples arrive: what is unknown now stays so
