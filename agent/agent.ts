@@ -9,11 +9,12 @@ import { createServer, type Server } from 'node:http';
 import { hostname } from 'node:os';
 import type { AddressInfo } from 'node:net';
 import { STAT_NAMES } from '../bpf/abi.js';
-import { encodePprof } from '../profile/pprof.js';
+import { encodePprof, PprofDictionary } from '../profile/pprof.js';
 import { startTime } from '../unwinder/proc.js';
 import { totalSamples } from '../profile/profile.js';
 import { Recorder, type ProcessProfile } from '../unwinder/recorder.js';
 import { identify, type ProcessIdentity } from './identity.js';
+import { post } from './http-post.js';
 import { Metrics } from './metrics.js';
 import { DiskQueue } from './queue.js';
 
@@ -47,6 +48,9 @@ export const AGENT_DEFAULTS = {
 } as const;
 
 const MIN_FREQUENCY = 9;
+const DRAIN_INTERVAL_MS = 5000;
+/** locations a process's dictionary may hold before it starts over */
+const MAX_DICTIONARY_LOCATIONS = 200_000;
 const UPLOAD_TIMEOUT_MS = 15_000;
 const BACKOFF_MIN_MS = 500;
 const BACKOFF_MAX_MS = 30_000;
@@ -56,6 +60,8 @@ export class Agent {
   private readonly recorder: Recorder;
   private readonly queue: DiskQueue;
   private readonly identities = new Map<string, ProcessIdentity>();
+  /** per process (pid:starttime): function and location ids kept across its profiles */
+  private readonly dictionaries = new Map<string, PprofDictionary>();
   private periodTimer: NodeJS.Timeout | undefined;
   private metricsServer: Server | undefined;
   private uploading: Promise<void> | undefined;
@@ -78,11 +84,14 @@ export class Agent {
       all: true,
       frequency: options.frequency,
       maxDepth: options.maxDepth,
-      drainIntervalMs: 1000,
+      // The kernel aggregates between drains, so fewer drains mean fewer
+      // stacks to take (each repeated one once) at the cost of noticing an
+      // exit or exec later; new processes are still found every second.
+      drainIntervalMs: Math.min(DRAIN_INTERVAL_MS, options.uploadIntervalMs),
       scanIntervalMs: 1000,
       log: options.log,
       // named while alive: a process that exits within the period still has its service
-      onFollow: (proc) => void this.identity(proc.pid),
+      onFollow: (proc) => void this.identity(proc.pid, startTime(proc.pid) ?? 0),
     });
   }
 
@@ -107,6 +116,7 @@ export class Agent {
     m.define('kiln_agent_stacks_total', 'counter', 'Distinct stacks (per process and thread) queued for upload');
     m.define('kiln_agent_profiles_total', 'counter', 'Profiles queued for upload');
     m.define('kiln_agent_kernel_events_total', 'counter', 'Kernel-side counters of the BPF sampler, by kind (count_drops and chunk_drops are losses)');
+    m.define('kiln_agent_code_objects_total', 'counter', 'Code objects first seen by the kernel, by outcome: named, or why not ([unknown code])');
     m.define('kiln_agent_queue_dropped_total', 'counter', 'Profiles dropped from the on-disk queue because it was full');
     m.define('kiln_agent_queue_profiles', 'gauge', 'Profiles waiting in the on-disk queue');
     m.define('kiln_agent_queue_bytes', 'gauge', 'Bytes waiting in the on-disk queue');
@@ -153,8 +163,8 @@ export class Agent {
     this.kick();
   }
 
-  private identity(pid: number): ProcessIdentity {
-    const key = `${pid}:${startTime(pid) ?? 'gone'}`;
+  private identity(pid: number, started: number): ProcessIdentity {
+    const key = `${pid}:${started}`;
     let id = this.identities.get(key);
     if (!id) {
       id = identify(pid);
@@ -164,10 +174,13 @@ export class Agent {
   }
 
   private async enqueue(parts: ProcessProfile[]): Promise<void> {
+    const live = new Set<string>();
     for (const part of parts) {
       const samples = totalSamples(part.profile);
       if (!samples) continue;
-      const id = this.identity(part.pid);
+      const key = `${part.pid}:${part.startTime}`;
+      live.add(key);
+      const id = this.identity(part.pid, part.startTime);
       const params: Record<string, string> = {
         service: id.service,
         host: this.options.host,
@@ -175,11 +188,15 @@ export class Agent {
         python_version: part.pythonVersion,
       };
       if (id.containerId) params.container_id = id.containerId;
-      this.queue.push(params, await encodePprof(part.profile));
+      let dictionary = this.dictionaries.get(key);
+      if (!dictionary || dictionary.size > MAX_DICTIONARY_LOCATIONS) this.dictionaries.set(key, (dictionary = new PprofDictionary()));
+      this.queue.push(params, await encodePprof(part.profile, { dictionary, level: 1 }));
       this.metrics.add('kiln_agent_samples_total', samples);
       this.metrics.add('kiln_agent_stacks_total', part.profile.samples.length);
       this.metrics.add('kiln_agent_profiles_total', 1);
     }
+    // a process with nothing in a whole period is gone or idle: its ids start over if it comes back
+    for (const key of this.dictionaries.keys()) if (!live.has(key)) this.dictionaries.delete(key);
     this.metrics.set('kiln_agent_processes_followed', this.recorder.followedPids().length);
     this.updateQueueMetrics();
   }
@@ -192,7 +209,10 @@ export class Agent {
 
   private updateKernelMetrics(): void {
     const k = this.recorder.kernelStats();
-    for (const name of STAT_NAMES) this.metrics.set('kiln_agent_kernel_events_total', k[name], { kind: name });
+    for (const name of STAT_NAMES) if (!name.startsWith('ns_')) this.metrics.set('kiln_agent_kernel_events_total', k[name], { kind: name });
+    const code = this.recorder.codeStats();
+    this.metrics.set('kiln_agent_code_objects_total', code.named, { outcome: 'named' });
+    for (const [reason, n] of Object.entries(code.faults)) this.metrics.set('kiln_agent_code_objects_total', n, { outcome: reason });
     const run = this.recorder.runStats();
     this.metrics.set('kiln_agent_bpf_run_time_seconds_total', run.runTimeNs / 1e9);
     this.metrics.set('kiln_agent_bpf_runs_total', run.runCount);
@@ -258,9 +278,9 @@ export class Agent {
     const t0 = process.hrtime.bigint();
     let status: number;
     try {
-      const res = await fetch(url, { method: 'POST', body: new Uint8Array(body), headers, signal: AbortSignal.timeout(UPLOAD_TIMEOUT_MS) });
+      const res = await post(url, body, headers, UPLOAD_TIMEOUT_MS);
       status = res.status;
-      const text = await res.text();
+      const text = res.text;
       if (status >= 400 && status < 500 && status !== 408 && status !== 429) {
         // the profile itself is refused: sending it again would fail again
         this.options.log(`ingest refused a profile of ${params.service} (pid ${params.pid}): ${status} ${text.slice(0, 200)}`);

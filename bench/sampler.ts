@@ -19,8 +19,15 @@
  *      (run time - early returns x their mean cost) / samples of the workload.
  *    Measured on test/workloads/recursion.py (spinning at the leaf of a stack
  *    DEPTH + 2 frames deep) for every available CPython 3.9-3.14, at 50 and
- *    2,000 frames.
- * 3. Kernel counters (drops must be 0) and the sampler's maps as the kernel
+ *    2,000 frames; then again with the kernel timing each stage of a sample
+ *    (thread state, walk, code ids, first-sight events, store, count), and,
+ *    for "before", with the same bench of main before issue 10 (its own tree
+ *    and BPF object, kit/before.ts), in the same run.
+ * 3. First sight: test/workloads/churn.py recorded with the kernel copying
+ *    each new code object's names and line table into its event, and with
+ *    userspace reading it from the process instead: frames left unnamed, the
+ *    cost of an event in the kernel and in userspace.
+ * 4. Kernel counters (drops must be 0) and the sampler's maps as the kernel
  *    sizes them (from /proc/self/fdinfo while a recorder is live).
  *
  * Runs disturbed by another perf_event BPF program (another kiln, a test) are
@@ -28,21 +35,25 @@
  * bench waits up to KILN_BENCH_WAIT_SECONDS in all for such programs to go.
  *
  * Knobs (environment): KILN_BENCH_ROUNDS (4), KILN_BENCH_RUN_SECONDS (4),
- * KILN_BENCH_SAMPLE_SECONDS (4), KILN_BENCH_WAIT_SECONDS (30).
+ * KILN_BENCH_SAMPLE_SECONDS (4), KILN_BENCH_WAIT_SECONDS (30),
+ * KILN_BENCH_BEFORE (a git revision for the "before" figures, or none),
+ * KILN_BENCH_PARTS (overhead,before,runtime,first-sight).
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { KernelStats } from '../bpf/abi.js';
+import type { KernelStats, StatName } from '../bpf/abi.js';
 import { STAT_NAMES } from '../bpf/abi.js';
 import { requireCapabilities } from '../bpf/capabilities.js';
 import { koffi, libbpf } from '../bpf/libbpf.js';
 import type { BpfRunStats } from '../bpf/sampler.js';
 import { SYNTHETIC, totalSamples } from '../profile/profile.js';
 import { Recorder, type ProcessProfile } from '../unwinder/recorder.js';
+import { BEFORE_REVISION, checkoutBefore } from '../kit/before.js';
 import { startWorkload } from '../kit/harness.js';
+import { misnamedFrames } from '../kit/names.js';
 import { hostPython, pythonFor, stageWorkload, type PythonInterpreter } from '../kit/pythons.js';
 
 export type BenchResults = Record<string, number | string>;
@@ -404,8 +415,26 @@ async function earlyReturnCost(seconds: number): Promise<{ nsPerRun: number; run
   }
 }
 
+/** Per sample of the workload, from the kernel's counters. */
+interface Stages {
+  /** µs finding the thread state, walking (of which identifying code objects, and reporting first sights), storing, counting */
+  thread: number;
+  walk: number;
+  code: number;
+  events: number;
+  store: number;
+  count: number;
+  frameReads: number;
+  codeReads: number;
+  /** share of samples whose stack was stored already in the generation */
+  reused: number;
+}
+
 interface WalkCost {
   samples: number;
+  stages: Stages;
+  /** the recorder's own CPU (this process) over the window, per sample */
+  userUs: number;
   framesPerSample: number;
   /** all of the program's run time over the window, per sample of the workload */
   grossUs: number;
@@ -420,11 +449,13 @@ interface WalkCost {
   disturbed: boolean;
 }
 
-async function walkCost(py: PythonInterpreter, depth: number, seconds: number, earlyNs: number): Promise<WalkCost> {
+async function walkCost(py: PythonInterpreter, depth: number, seconds: number, earlyNs: number, timing = false, sampleRing = false): Promise<WalkCost> {
   const quiet = await waitForQuiet();
   const w = await startWorkload(py, 'recursion.py', [String(seconds + 15), String(depth)]);
   try {
-    const r = Recorder.start(recorderOptions([w.pid], 99));
+    const r = Recorder.start({ ...recorderOptions([w.pid], 99), sampleRing });
+    r.setStageTiming(timing);
+    let cpu: NodeJS.CpuUsage;
     let a: Snapshot;
     let b: Snapshot;
     let parts: ProcessProfile[];
@@ -432,7 +463,9 @@ async function walkCost(py: PythonInterpreter, depth: number, seconds: number, e
     try {
       await sleep(500); // thread state cached, chunks stored once
       a = snap(r);
+      const cpu0 = process.cpuUsage();
       await sleep(seconds * 1000);
+      cpu = process.cpuUsage(cpu0);
       b = snap(r);
     } finally {
       disturbed = !quiet || !stillQuiet();
@@ -445,8 +478,21 @@ async function walkCost(py: PythonInterpreter, depth: number, seconds: number, e
     const noTstate = b.kernel.no_tstate - a.kernel.no_tstate;
     const stacks = parts.filter((p) => p.pid === w.pid).flatMap((p) => p.profile.samples);
     const depthSeen = stacks.reduce((m, s) => Math.max(m, s.frames.length), 0);
+    const per = (k: StatName, scale = 1) => (b.kernel[k] - a.kernel[k]) / S / scale;
     return {
       samples: S,
+      userUs: (cpu.user + cpu.system) / S,
+      stages: {
+        thread: per('ns_thread', 1000),
+        walk: per('ns_walk', 1000),
+        code: per('ns_code', 1000),
+        events: per('ns_events', 1000),
+        store: per('ns_store', 1000),
+        count: per('ns_count', 1000),
+        frameReads: per('frame_reads'),
+        codeReads: per('code_reads'),
+        reused: per('stacks_reused'),
+      },
       framesPerSample: framesPerSampleOf(parts, w.pid),
       grossUs: dT / S / 1000,
       netUs: (dT - (dN - S) * earlyNs) / S / 1000,
@@ -501,6 +547,7 @@ async function benchRunTime(out: BenchResults): Promise<void> {
     out['bpf.early_return_ns'] = round(early.nsPerRun, 1);
     say(`  early return (process not registered): ${early.nsPerRun.toFixed(0)} ns per run over ${early.runs} runs`);
 
+    stageRows.length = 0;
     const available = VERSIONS.map((v) => ({ v, py: pythonFor(v) }));
     const rows: string[][] = [];
     if (statsFd === undefined) say('  (no BPF_ENABLE_STATS fd: counting relies on the sysctl alone)');
@@ -538,22 +585,188 @@ async function benchRunTime(out: BenchResults): Promise<void> {
         if (Math.round(c.framesPerSample) !== depth + EXTRA_FRAMES)
           say(`    ! expected ${depth + EXTRA_FRAMES} frames per sample`);
         if (c.samples < seconds * 30) say(`    ! few samples: the workload got little CPU (busy host?)`);
+        // the same again with the kernel timing each stage (which costs a few clock reads)
+        const t = await walkCost(py, depth, seconds, early.nsPerRun, true);
+        const st = t.stages;
+        for (const [name, v] of Object.entries(st)) out[`${k}.stage.${name}`] = round(v, name === 'reused' ? 3 : 2);
+        out[`${k}.timed_us_per_sample`] = round(t.netUs, 2);
+        stageRows.push([
+          `${v} ${depth + EXTRA_FRAMES}`,
+          t.netUs.toFixed(2),
+          st.thread.toFixed(2),
+          st.walk.toFixed(2),
+          st.code.toFixed(2),
+          st.events.toFixed(2),
+          st.store.toFixed(2),
+          st.count.toFixed(2),
+          st.frameReads.toFixed(1),
+          st.codeReads.toFixed(1),
+          `${(st.reused * 100).toFixed(0)} %`,
+        ]);
       }
       const [shallow, deep] = costs as [WalkCost, WalkCost];
       if (!shallow.runs || !deep.runs) continue;
       const perFrameNs = ((deep.netUs - shallow.netUs) * 1000) / (deep.framesPerSample - shallow.framesPerSample);
       out[`bpf.${v}.ns_per_frame`] = round(perFrameNs, 1);
-      rows.push([
-        `${v} (${py.label.startsWith('chroot') ? 'Debian' : py.label.startsWith('host') ? 'host' : 'pyenv'})`,
-        shallow.netUs.toFixed(2),
-        deep.netUs.toFixed(2),
-        perFrameNs.toFixed(1),
-      ]);
+      const before = (d: number) => out[`before.bpf.${v}.d${d}.us_per_sample`];
+      const vs = (d: number, now: number) => (typeof before(d) === 'number' ? `${Number(before(d)).toFixed(2)} → ${now.toFixed(2)} (${(Number(before(d)) / now).toFixed(1)}x)` : now.toFixed(2));
+      rows.push([`${v} (${py.label.startsWith('chroot') ? 'Debian' : py.label.startsWith('host') ? 'host' : 'pyenv'})`, vs(DEPTHS[0]!, shallow.netUs), vs(DEPTHS[1]!, deep.netUs), perFrameNs.toFixed(1)]);
     }
-    say('\n' + table(['CPython', `µs/sample, ${DEPTHS[0]! + EXTRA_FRAMES} frames`, `µs/sample, ${DEPTHS[1]! + EXTRA_FRAMES} frames`, 'ns/frame'], rows));
+    say('\n' + table(['CPython', `µs/sample, ${DEPTHS[0]! + EXTRA_FRAMES} frames (before → after)`, `µs/sample, ${DEPTHS[1]! + EXTRA_FRAMES} frames (before → after)`, 'ns/frame'], rows));
+    say(`\nstage breakdown (µs per sample, timed in a second run; walk includes code ids, code includes first-sight events):\n` + table(STAGE_HEAD, stageRows));
+
+    // The other way to take stacks to userspace: every sample through a ring
+    // buffer, hashed there, against stacks stored once per generation.
+    const ringRows: string[][] = [];
+    for (const v of ['3.11', '3.13']) {
+      const py = pythonFor(v);
+      if (!py) continue;
+      for (const depth of DEPTHS) {
+        for (const ring of [false, true]) {
+          const c = await walkCost(py, depth, seconds, early.nsPerRun, true, ring);
+          const k = `stacks.${v}.d${depth}.${ring ? 'ring' : 'stored'}`;
+          out[`${k}.timed_us_per_sample`] = round(c.netUs, 2);
+          out[`${k}.store_count_us`] = round(c.stages.store + c.stages.count, 2);
+          out[`${k}.userspace_us_per_sample`] = round(c.userUs, 1);
+          ringRows.push([
+            `${v} ${depth + EXTRA_FRAMES}, ${ring ? 'ring buffer' : 'stored once'}`,
+            c.netUs.toFixed(2),
+            (c.stages.store + c.stages.count).toFixed(2),
+            c.userUs.toFixed(1),
+          ]);
+        }
+      }
+    }
+    say(`\nstacks to userspace: stored once per generation (memo + chunks + counts) vs every sample through a ring buffer:\n` +
+      table(['stack, how', 'BPF µs/sample (timed)', 'store + count µs', 'userspace µs/sample'], ringRows));
   } finally {
     restore();
     process.off('SIGINT', onSignal);
+  }
+}
+
+const STAGE_HEAD = ['stack', 'timed µs', 'thread', 'walk', 'code ids', 'events', 'store', 'count', 'frame reads', 'code reads', 'stack reused'];
+const stageRows: string[][] = [];
+
+// ---------------------------------------------------------------- 3. first sight
+
+const CHURN_GENERATIONS = 12;
+
+interface FirstSight {
+  samples: number;
+  unknownShare: number;
+  misnamed: number;
+  events: number;
+  /** in the BPF program, per first sight reported */
+  kernelUs: number;
+  /** in userspace, naming it */
+  userUs: number;
+  /** reads of the process's memory per first sight */
+  reads: number;
+  /** the recorder's own CPU over the run, share of one core (its polling included) */
+  cpuShare: number;
+}
+
+/**
+ * test/workloads/churn.py (modules written, imported, run and dropped,
+ * generation after generation) recorded with the kernel copying each new
+ * code object's names and line table into its first-sight event, or with
+ * userspace reading the code object from the process as soon as it polls
+ * the event (every 10 ms).
+ */
+async function churnRun(py: PythonInterpreter, copyObjects: boolean): Promise<FirstSight> {
+  const dir = `/tmp/kiln-bench-churn-${process.pid}`;
+  rmSync(join(py.root, dir), { recursive: true, force: true });
+  const w = await startWorkload(py, 'churn.py', [String(CHURN_GENERATIONS), dir, '--wait']);
+  try {
+    const r = Recorder.start({ ...recorderOptions([w.pid], 99), copyObjects, eventPollMs: 10 });
+    r.setStageTiming(true);
+    const done = new Promise<void>((resolve) => w.proc.stdout!.on('data', (d: Buffer) => d.toString().includes('"done"') && resolve()));
+    const k0 = r.kernelStats();
+    const cpu0 = process.cpuUsage();
+    const t0 = process.hrtime.bigint();
+    w.proc.kill('SIGUSR1');
+    await done;
+    const cpu = process.cpuUsage(cpu0);
+    const wall = Number(process.hrtime.bigint() - t0) / 1e3;
+    const parts = await r.stop();
+    const k = r.kernelStats();
+    const code = r.codeStats();
+    const samples = parts.filter((p) => p.pid === w.pid).flatMap((p) => p.profile.samples);
+    const all = samples.reduce((n, s) => n + s.count, 0);
+    const unknown = samples.filter((s) => s.frames.some((f) => f.name === SYNTHETIC.unknownCode)).reduce((n, s) => n + s.count, 0);
+    const events = k.code_events - k0.code_events;
+    return {
+      samples: all,
+      unknownShare: unknown / Math.max(1, all),
+      misnamed: misnamedFrames(samples, py.root).length,
+      events,
+      kernelUs: (k.ns_events - k0.ns_events) / Math.max(1, events) / 1000,
+      userUs: code.learnNs / Math.max(1, code.events) / 1000,
+      reads: code.reads / Math.max(1, code.events),
+      cpuShare: (cpu.user + cpu.system) / wall,
+    };
+  } finally {
+    await w.stop();
+    rmSync(join(py.root, dir), { recursive: true, force: true });
+  }
+}
+
+async function benchFirstSight(out: BenchResults): Promise<void> {
+  say(`\n== first sight: ${CHURN_GENERATIONS} generations of churn.py, the kernel copying names and line tables vs userspace reading code objects`);
+  const rows: string[][] = [];
+  for (const v of ['3.11', '3.13']) {
+    const py = pythonFor(v);
+    if (!py) continue;
+    for (const copy of [true, false]) {
+      await waitForQuiet();
+      const r = await churnRun(py, copy);
+      const mode = copy ? 'kernel copies' : 'userspace reads';
+      const k = `first_sight.${v}.${copy ? 'copy' : 'read'}`;
+      out[`${k}.unknown_pct`] = round(r.unknownShare * 100, 2);
+      out[`${k}.misnamed`] = r.misnamed;
+      out[`${k}.events`] = r.events;
+      out[`${k}.kernel_us_per_event`] = round(r.kernelUs, 2);
+      out[`${k}.user_us_per_event`] = round(r.userUs, 1);
+      out[`${k}.reads_per_event`] = round(r.reads, 2);
+      out[`${k}.recorder_cpu_pct`] = round(r.cpuShare * 100, 2);
+      rows.push([`${v}, ${mode}`, String(r.samples), `${(r.unknownShare * 100).toFixed(2)} %`, String(r.misnamed), String(r.events), r.kernelUs.toFixed(2), r.userUs.toFixed(1), r.reads.toFixed(2), `${(r.cpuShare * 100).toFixed(2)} %`]);
+    }
+  }
+  say(table(['CPython, first sight', 'samples', '[unknown code]', 'misnamed', 'events', 'kernel µs/event', 'userspace µs/event', 'reads/event', 'recorder CPU'], rows));
+}
+
+/**
+ * "Before": the run-time part of this bench as the sampler was before the
+ * boundary was rebuilt (kit/before.ts), from its own tree and BPF object,
+ * with its own bench, in this run and by the same method, so the two are
+ * compared under the same conditions.
+ */
+async function benchBefore(out: BenchResults): Promise<void> {
+  const before = checkoutBefore();
+  if (!before) {
+    out['before.revision'] = `${process.env.KILN_BENCH_BEFORE ?? BEFORE_REVISION} (none, or not in this clone: skipped)`;
+    say('\n== before: skipped (KILN_BENCH_BEFORE=none, or the revision is not in this clone)');
+    return;
+  }
+  out['before.revision'] = before.revision;
+  try {
+    say(`\n== before: the same measurement on revision ${before.revision} (its own tree, BPF object and bench)`);
+    // its overhead part is cut short: only its run-time figures are used
+    const env = { ...process.env, KILN_BENCH_ROUNDS: '1', KILN_BENCH_RUN_SECONDS: '1' };
+    const r = spawnSync(process.execPath, [join(REPO, 'node_modules', 'tsx', 'dist', 'cli.mjs'), 'bench/run.ts', '--only', 'sampler'], {
+      cwd: before.dir,
+      env,
+      encoding: 'utf8',
+      maxBuffer: 64 << 20,
+    });
+    const lines = r.stdout.split('\n').filter((l) => /^\s+3\.\d+\s+\d+ frames:|early return/.test(l));
+    for (const l of lines) say(`  before:${l}`);
+    const results = JSON.parse(readFileSync(join(before.dir, 'build', 'bench-results.json'), 'utf8')) as { sampler?: BenchResults };
+    for (const [k, v] of Object.entries(results.sampler ?? {})) if (k.startsWith('bpf.')) out[`before.${k}`] = v;
+    if (r.status !== 0) say(`  ! the before bench exited with ${r.status}:\n${r.stderr.slice(-2000)}`);
+  } finally {
+    before.cleanup();
   }
 }
 
@@ -684,8 +897,11 @@ export async function benchSampler(): Promise<BenchResults> {
     say('! this kernel has CONFIG_IRQ_TIME_ACCOUNTING=y: interrupt time (the BPF program) is not charged to the workload,' +
       ' so per-CPU-second ratios leave it out; go by the wall-clock ratios and the BPF program share instead');
 
-  await benchOverhead(out);
-  await benchRunTime(out);
+  const parts = (process.env.KILN_BENCH_PARTS ?? 'overhead,before,runtime,first-sight').split(',');
+  if (parts.includes('overhead')) await benchOverhead(out);
+  if (parts.includes('before')) await benchBefore(out);
+  if (parts.includes('runtime')) await benchRunTime(out);
+  if (parts.includes('first-sight')) await benchFirstSight(out);
 
   predictOverhead(out);
 

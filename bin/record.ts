@@ -85,6 +85,14 @@ export async function record(argv: string[]): Promise<void> {
   const lost = stats.count_drops + stats.chunk_drops;
   if (lost || stats.read_errors)
     log(`kernel: ${stats.count_drops} samples and ${stats.chunk_drops} stacks dropped (maps full), ${stats.read_errors} unreadable walks`);
+  // every frame left [unknown code], and why
+  const code = recorder.codeStats();
+  const unnamed = Object.entries(code.faults).filter(([, n]) => n > 0);
+  if (unnamed.length || stats.not_code || stats.event_drops)
+    log(
+      `[unknown code]: ${stats.not_code} frames with no live code object, ${stats.event_drops} first sights the ring had no room for` +
+        (unnamed.length ? `; code objects not named: ${unnamed.map(([k, n]) => `${n} ${k}`).join(', ')}` : ''),
+    );
 }
 
 async function encode(profile: Profile, format: Format): Promise<Buffer | string> {

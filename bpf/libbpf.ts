@@ -30,9 +30,13 @@ function bind() {
     flags: 'uint64_t',
   });
 
+  // int (*ring_buffer_sample_fn)(void *ctx, void *data, size_t size)
+  const ringSample = koffi.proto('int kiln_ring_sample(void *ctx, void *data, size_t size)');
+
   return {
     openOpts,
     batchOpts,
+    ringSample,
     libbpf_set_print: bpf.func('void *libbpf_set_print(void *fn)'),
     bpf_object__open_file: bpf.func('void *bpf_object__open_file(const char *path, kiln_bpf_object_open_opts *opts)'),
     bpf_object__load: bpf.func('int bpf_object__load(void *obj)'),
@@ -52,12 +56,18 @@ function bind() {
     bpf_map_lookup_and_delete_batch: bpf.func(
       'int bpf_map_lookup_and_delete_batch(int fd, void *in_batch, _Out_ void *out_batch, _Out_ void *keys, _Out_ void *values, _Inout_ uint32_t *count, kiln_bpf_map_batch_opts *opts)',
     ),
+    bpf_map_delete_batch: bpf.func('int bpf_map_delete_batch(int fd, const void *keys, _Inout_ uint32_t *count, kiln_bpf_map_batch_opts *opts)'),
+    ring_buffer__new: bpf.func('void *ring_buffer__new(int map_fd, kiln_ring_sample *sample_cb, void *ctx, void *opts)'),
+    ring_buffer__consume: bpf.func('int ring_buffer__consume(void *rb)'),
+    ring_buffer__free: bpf.func('void ring_buffer__free(void *rb)'),
     bpf_prog_get_info_by_fd: bpf.func('int bpf_obj_get_info_by_fd(int fd, _Inout_ void *info, _Inout_ uint32_t *len)'),
     libbpf_num_possible_cpus: bpf.func('int libbpf_num_possible_cpus(void)'),
     syscall: libc.func('long syscall(long number, ...)'),
     close: libc.func('int close(int fd)'),
     ioctl: libc.func('int ioctl(int fd, unsigned long request, ...)'),
     strerror: libc.func('const char *strerror(int errnum)'),
+    sigfillset: libc.func('int sigfillset(_Out_ void *set)'),
+    pthread_sigmask: libc.func('int pthread_sigmask(int how, const void *set, _Out_ void *oldset)'),
   };
 }
 

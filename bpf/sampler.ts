@@ -1,8 +1,10 @@
 /**
  * Loads build/bpf/kiln.bpf.o, sizes its maps, attaches the sampler to a
- * CPU-clock perf event on every CPU, and drains the kernel's aggregated
- * stacks. Userspace only ever reads the counts map the kernel is not writing
- * (kiln_state.generation picks one of two), so draining loses nothing.
+ * CPU-clock perf event on every CPU, and drains what the kernel recorded:
+ * first sights of code objects (a ring buffer) and aggregated stacks (two
+ * counts maps and the chunks they name). Userspace only ever reads the
+ * counts map the kernel is not writing (kiln_state.generation picks one of
+ * two), so draining loses nothing; every map is drained with batched calls.
  */
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -13,16 +15,24 @@ import {
   KILN_F_STACK_LOST,
   KILN_MAX_DEPTH,
   KILN_MAX_EVENTS,
+  KILN_STATE_SAMPLE_RING,
+  KILN_STATE_TIMING,
   STAT_NAMES,
   STRUCTS,
   decodeChunk,
+  decodeCodeEvent,
+  decodeFrames,
+  decodeRingSample,
   decodeSampleKey,
+  encodeCodeKey,
   encodeProc,
   encodeState,
   type Chunk,
+  type CodeEvent,
   type KernelFrame,
   type KernelProc,
   type KernelStats,
+  type RingSample,
 } from './abi.js';
 import { BpfError, check, checkPtr, koffi, libbpf, openCpuClockEvent, type Ptr } from './libbpf.js';
 
@@ -35,6 +45,18 @@ export interface SamplerOptions {
   drainIntervalMs: number;
   /** path of the BPF object; defaults to build/bpf/kiln.bpf.o in the checkout */
   objectPath?: string;
+  /**
+   * Every sample through a ring buffer, hashed in userspace, instead of
+   * stored and counted in the kernel: the alternative the bench measures.
+   */
+  sampleRing?: boolean;
+}
+
+/** What one drain took from the kernel. */
+export interface Drained {
+  /** first sights of code objects, in the order the kernel reported them */
+  events: CodeEvent[];
+  samples: RawSample[];
 }
 
 /** One aggregated stack of one thread, as drained from the kernel. */
@@ -56,6 +78,14 @@ export interface BpfRunStats {
 }
 
 const BPF_ANY = 0n;
+/** the first-sight ring: a second's worth of events even when many processes start at once */
+const EVENT_RING_BYTES = 4 << 20;
+/** the samples ring, when used: at 99 Hz on 64 CPUs, a second of 50-frame stacks */
+const SAMPLE_RING_BYTES = 16 << 20;
+/** code objects the kernel remembers having reported (least recently used go first) */
+const CODE_ENTRIES = 32768;
+/** distinct stacks given an id in sampleRing mode before the ids start over */
+const MAX_RING_STACKS = 100_000;
 const PERF_EVENT_IOC_DISABLE = 0x2401;
 const PERF_EVENT_IOC_PERIOD = 0x40082404; // _IOW('$', 4, __u64): in frequency mode, sets sample_freq
 const BATCH = 1024;
@@ -100,6 +130,24 @@ class MapHandle {
     return true;
   }
 
+  /** Deletes these keys (packed one after another); keys already gone are skipped. Returns how many went. */
+  deleteMany(keys: Buffer, count: number): number {
+    const lib = libbpf();
+    const opts = { sz: koffi.sizeof(lib.batchOpts), elem_flags: 0n, flags: 0n };
+    let done = 0;
+    let deleted = 0;
+    while (done < count) {
+      const n = [count - done];
+      const rc = lib.bpf_map_delete_batch(this.fd, keys.subarray(done * this.keySize), n, opts) as number;
+      deleted += n[0] ?? 0;
+      done += n[0] ?? 0;
+      if (rc === 0) break;
+      if (rc !== -2) throw new BpfError(`delete_batch ${this.name}`, -rc);
+      done++; // that key was not there: go on after it
+    }
+    return deleted;
+  }
+
   keys(): Buffer[] {
     const out: Buffer[] = [];
     let prev: Buffer | null = null;
@@ -121,22 +169,26 @@ class MapHandle {
     let total = 0;
     let inBatch: Buffer | null = null;
     const opts = { sz: koffi.sizeof(lib.batchOpts), elem_flags: 0n, flags: 0n };
+    // batch buffers are kept: a drain every second should not allocate (and zero) them anew
+    this.batchKeys ??= Buffer.allocUnsafe(BATCH * this.keySize);
+    this.batchValues ??= Buffer.allocUnsafe(BATCH * this.valueSize);
     for (;;) {
-      const keys = Buffer.alloc(BATCH * this.keySize);
-      const values = Buffer.alloc(BATCH * this.valueSize);
       const outBatch = Buffer.alloc(8);
       const count = [BATCH];
-      const rc = lib.bpf_map_lookup_and_delete_batch(this.fd, inBatch, outBatch, keys, values, count, opts) as number;
+      const rc = lib.bpf_map_lookup_and_delete_batch(this.fd, inBatch, outBatch, this.batchKeys, this.batchValues, count, opts) as number;
       const n = count[0] ?? 0;
       if (rc < 0 && rc !== -2) throw new BpfError(`lookup_and_delete_batch ${this.name}`, -rc);
-      keyParts.push(keys.subarray(0, n * this.keySize));
-      valueParts.push(values.subarray(0, n * this.valueSize));
+      keyParts.push(Buffer.from(this.batchKeys.subarray(0, n * this.keySize)));
+      valueParts.push(Buffer.from(this.batchValues.subarray(0, n * this.valueSize)));
       total += n;
       if (rc === -2) break; // ENOENT: no more entries
       inBatch = outBatch;
     }
     return { keys: Buffer.concat(keyParts), values: Buffer.concat(valueParts), count: total };
   }
+
+  private batchKeys: Buffer | undefined;
+  private batchValues: Buffer | undefined;
 }
 
 export class Sampler {
@@ -144,15 +196,28 @@ export class Sampler {
   private readonly links: Ptr[] = [];
   private readonly perfFds: number[] = [];
   private readonly procs: MapHandle;
+  private readonly codes: MapHandle;
   private readonly chunks: MapHandle;
   private readonly counts: [MapHandle, MapHandle];
   private readonly state: MapHandle;
   private readonly stats: MapHandle;
   private readonly events: MapHandle;
   private readonly progFd: number;
+  private readonly ring: Ptr;
+  private readonly ringCallback: unknown;
+  /** events taken by the ring's callback, until the consumer returns */
+  private ringTaken: CodeEvent[] = [];
+  private ringErrors = 0;
+  /** with sampleRing: the samples ring, and the samples its callback took, by what they hold */
+  private readonly sampleRing: { ring: Ptr; callback: unknown } | undefined;
+  private ringSamples = new Map<string, RawSample>();
+  /** with sampleRing: an id per distinct frames, standing for the kernel's stack id (never reused) */
+  private readonly ringStacks = new Map<string, { stackId: bigint; frames: KernelFrame[] }>();
+  private ringStackCount = 0n;
   private generation = 0;
+  private stateFlags = 0;
   private drainNo = 0;
-  /** chunks read from the kernel, kept while recent samples may still name them */
+  /** chunks taken from the kernel, kept while recent samples may still name them */
   private readonly chunkCache = new Map<bigint, { chunk: Chunk; lastUsed: number }>();
   /** whole stacks put together from chunks, so a stack seen every drain is joined once */
   private readonly stackCache = new Map<bigint, { frames: KernelFrame[]; lastUsed: number }>();
@@ -192,17 +257,22 @@ export class Sampler {
       kiln_counts_0: this.countsEntries,
       kiln_counts_1: this.countsEntries,
       kiln_chunks: this.chunkEntries,
+      kiln_stacks: this.countsEntries,
+      kiln_codes: CODE_ENTRIES,
+      kiln_code_events: EVENT_RING_BYTES,
+      kiln_samples: options.sampleRing ? SAMPLE_RING_BYTES : 4096,
       kiln_scratch: this.cpus,
     };
     // The verifier gives up with EAGAIN when a signal reaches the loading
-    // thread (a profiler's SIGPROF, say); a loaded object cannot be loaded
-    // again, so open it anew and retry.
+    // thread (a profiler's SIGPROF, say): signals wait while it runs (a few
+    // tens of ms), and should one get through anyway, the object (which
+    // cannot be loaded twice) is opened anew and loaded again.
     let obj: Ptr | undefined;
     for (let attempt = 1; !obj; attempt++) {
       const o = checkPtr(`open ${path}`, lib.bpf_object__open_file(path, openOpts));
       for (const [name, n] of Object.entries(sizes))
         check(`size ${name}`, lib.bpf_map__set_max_entries(checkPtr(`find map ${name}`, lib.bpf_object__find_map_by_name(o, name)), n) as number);
-      const rc = lib.bpf_object__load(o) as number;
+      const rc = withSignalsHeld(() => lib.bpf_object__load(o) as number);
       if (rc === 0) obj = o;
       else {
         lib.bpf_object__close(o);
@@ -218,6 +288,7 @@ export class Sampler {
 
     const key = STRUCTS.kiln_sample_key.size;
     this.procs = new MapHandle('kiln_procs', map('kiln_procs'), 4, STRUCTS.kiln_proc.size);
+    this.codes = new MapHandle('kiln_codes', map('kiln_codes'), STRUCTS.kiln_code_key.size, STRUCTS.kiln_code_seen.size);
     this.chunks = new MapHandle('kiln_chunks', map('kiln_chunks'), 8, STRUCTS.kiln_chunk.size);
     this.counts = [
       new MapHandle('kiln_counts_0', map('kiln_counts_0'), key, 8),
@@ -227,6 +298,37 @@ export class Sampler {
     this.stats = new MapHandle('kiln_stats', map('kiln_stats'), 4, 8 * this.cpus);
     this.events = new MapHandle('kiln_events', map('kiln_events'), 4, 4);
     this.writeState();
+    // Called by ring_buffer__consume, on this thread, once per record; the
+    // record is the kernel's again once it returns, so it is decoded here.
+    this.ringCallback = koffi.register(
+      (_ctx: unknown, data: unknown, size: number | bigint): number => {
+        try {
+          this.ringTaken.push(decodeCodeEvent(Buffer.from(koffi.view(data as never, Number(size)))));
+        } catch {
+          this.ringErrors++;
+        }
+        return 0;
+      },
+      koffi.pointer(lib.ringSample),
+    );
+    this.ring = checkPtr('ring_buffer__new', lib.ring_buffer__new(new MapHandle('kiln_code_events', map('kiln_code_events'), 0, 0).fd, this.ringCallback, null, null));
+    if (options.sampleRing) {
+      const callback = koffi.register(
+        (_ctx: unknown, data: unknown, size: number | bigint): number => {
+          try {
+            this.takeRingSample(decodeRingSample(Buffer.from(koffi.view(data as never, Number(size)))));
+          } catch {
+            this.ringErrors++;
+          }
+          return 0;
+        },
+        koffi.pointer(lib.ringSample),
+      );
+      const ring = checkPtr('ring_buffer__new', lib.ring_buffer__new(new MapHandle('kiln_samples', map('kiln_samples'), 0, 0).fd, callback, null, null));
+      this.sampleRing = { ring, callback };
+      this.stateFlags |= KILN_STATE_SAMPLE_RING;
+      this.writeState();
+    }
 
     const prog = checkPtr('find program', lib.bpf_object__find_program_by_name(this.obj, 'kiln_sample'));
     this.progFd = check('program fd', lib.bpf_program__fd(prog) as number);
@@ -256,7 +358,13 @@ export class Sampler {
   }
 
   private writeState(): void {
-    this.state.update(u32(0), encodeState(this.generation, this.options.maxDepth));
+    this.state.update(u32(0), encodeState(this.generation, this.options.maxDepth, this.stateFlags));
+  }
+
+  /** Has the kernel account each stage of a sample's time in its counters (ns_*), at the cost of a few clock reads. */
+  setStageTiming(on: boolean): void {
+    this.stateFlags = on ? this.stateFlags | KILN_STATE_TIMING : this.stateFlags & ~KILN_STATE_TIMING;
+    this.writeState();
   }
 
   /** Changes the sampling frequency of every CPU's event in place. */
@@ -278,6 +386,33 @@ export class Sampler {
     this.procs.delete(u32(pid));
   }
 
+  /**
+   * Makes the kernel forget having reported these code objects: the next
+   * sample that meets one reports it again, under a new id.
+   */
+  forgetCodes(codes: { pid: number; code: bigint }[]): void {
+    if (!codes.length) return;
+    const size = STRUCTS.kiln_code_key.size;
+    const keys = Buffer.alloc(codes.length * size);
+    codes.forEach((c, i) => encodeCodeKey(c.pid, c.code, keys, i * size));
+    this.codes.deleteMany(keys, codes.length);
+  }
+
+  /** First sights the kernel reported since the last call (records it could not decode are counted in ringErrors). */
+  takeCodeEvents(): CodeEvent[] {
+    this.ringTaken = [];
+    const rc = libbpf().ring_buffer__consume(this.ring) as number;
+    if (rc < 0) throw new BpfError('ring_buffer__consume', -rc);
+    const taken = this.ringTaken;
+    this.ringTaken = [];
+    return taken;
+  }
+
+  /** Ring records that could not be decoded (never expected: counted, not thrown). */
+  get undecodedEvents(): number {
+    return this.ringErrors;
+  }
+
   registered(): number[] {
     return this.procs.keys().map((k) => k.readUInt32LE(0));
   }
@@ -289,19 +424,36 @@ export class Sampler {
    */
   takeExecEvents(): { followed: number[]; others: number[]; overflowed: boolean } {
     const out = { followed: [] as number[], others: [] as number[], overflowed: false };
-    const keys = this.events.keys();
-    out.overflowed = keys.length >= KILN_MAX_EVENTS;
-    const value = Buffer.alloc(4);
-    for (const k of keys) {
-      const v = this.events.lookup(k, value);
-      if (!v || !this.events.delete(k)) continue;
-      (v.readUInt32LE(0) & KILN_EVENT_WAS_FOLLOWED ? out.followed : out.others).push(k.readUInt32LE(0));
-    }
+    const { keys, values, count } = this.events.takeAll();
+    out.overflowed = count >= KILN_MAX_EVENTS;
+    for (let i = 0; i < count; i++)
+      (values.readUInt32LE(i * 4) & KILN_EVENT_WAS_FOLLOWED ? out.followed : out.others).push(keys.readUInt32LE(i * 4));
     return out;
   }
 
-  /** Swaps counts maps and returns everything counted since the last drain. */
-  async drain(): Promise<RawSample[]> {
+  /** A sample from the samples ring, counted with the others that hold the same. */
+  private takeRingSample(r: RingSample): void {
+    const frames = r.frames.toString('latin1');
+    const key = `${r.pid}\0${r.tid}\0${r.comm}\0${r.flags}\0${frames}`;
+    const have = this.ringSamples.get(key);
+    if (have) {
+      have.count++;
+      return;
+    }
+    let stack = this.ringStacks.get(frames);
+    if (!stack) {
+      if (this.ringStacks.size >= MAX_RING_STACKS) this.ringStacks.clear();
+      this.ringStacks.set(frames, (stack = { stackId: ++this.ringStackCount, frames: decodeFrames(r.frames) }));
+    }
+    this.ringSamples.set(key, { pid: r.pid, tid: r.tid, comm: r.comm, flags: r.flags, count: 1, stackId: stack.stackId, frames: stack.frames });
+  }
+
+  /**
+   * Swaps counts maps and returns everything recorded since the last drain:
+   * the first sights first (the samples that name their ids come after
+   * them), then the samples with their stacks put together from chunks.
+   */
+  async drain(): Promise<Drained> {
     const old = this.counts[this.generation & 1]!;
     this.generation++;
     this.writeState();
@@ -309,8 +461,16 @@ export class Sampler {
     // within microseconds; give it ample time before reading that map.
     await sleep(5);
     this.drainNo++;
+    const events = this.takeCodeEvents();
+    if (this.sampleRing) {
+      const rc = libbpf().ring_buffer__consume(this.sampleRing.ring) as number;
+      if (rc < 0) throw new BpfError('ring_buffer__consume', -rc);
+      const samples = [...this.ringSamples.values()];
+      this.ringSamples = new Map();
+      return { events, samples };
+    }
+    this.takeChunks();
     const { keys, values, count } = old.takeAll();
-    const read = new Set<bigint>();
     const samples: RawSample[] = [];
     for (let i = 0; i < count; i++) {
       const k = decodeSampleKey(keys, i * STRUCTS.kiln_sample_key.size);
@@ -318,24 +478,30 @@ export class Sampler {
       let flags = k.flags;
       let frames: KernelFrame[] = [];
       if (k.stackId !== 0n) {
-        const resolved = this.resolveStack(k.stackId, k.depth, read);
+        const resolved = this.resolveStack(k.stackId, k.depth);
         if (resolved) frames = resolved;
         else flags |= KILN_F_STACK_LOST;
       }
       samples.push({ pid: k.pid, tid: k.tid, comm: k.comm, flags, count: n, stackId: k.stackId, frames });
     }
-    // The chunks read now live in the cache; free their kernel slots.
-    const key = Buffer.alloc(8);
-    for (const id of read) {
-      key.writeBigUInt64LE(id);
-      this.chunks.delete(key);
-    }
     for (const [id, e] of this.chunkCache) if (this.drainNo - e.lastUsed > 2) this.chunkCache.delete(id);
     for (const [id, e] of this.stackCache) if (this.drainNo - e.lastUsed > 2) this.stackCache.delete(id);
-    return samples;
+    return { events, samples };
   }
 
-  private resolveStack(stackId: bigint, depth: number, read: Set<bigint>): KernelFrame[] | undefined {
+  /**
+   * Takes every chunk the kernel stored since the last drain, in batches,
+   * freeing their slots. The kernel stores a stack's chunks once per
+   * generation, so these are what this drain's samples name (and perhaps
+   * some the next drain's will).
+   */
+  private takeChunks(): void {
+    const { keys, values, count } = this.chunks.takeAll();
+    for (let i = 0; i < count; i++)
+      this.chunkCache.set(keys.readBigUInt64LE(i * 8), { chunk: decodeChunk(values, i * STRUCTS.kiln_chunk.size), lastUsed: this.drainNo });
+  }
+
+  private resolveStack(stackId: bigint, depth: number): KernelFrame[] | undefined {
     const known = this.stackCache.get(stackId);
     if (known && known.frames.length === depth) {
       known.lastUsed = this.drainNo;
@@ -344,20 +510,11 @@ export class Sampler {
       return known.frames;
     }
     const parts: KernelFrame[][] = [];
-    const key = Buffer.alloc(8);
-    const buf = Buffer.alloc(STRUCTS.kiln_chunk.size);
     let id = stackId;
     let frames = 0;
     while (id !== 0n && frames < depth) {
-      let entry = this.chunkCache.get(id);
-      if (!entry) {
-        key.writeBigUInt64LE(id);
-        const v = this.chunks.lookup(key, buf);
-        if (!v) return undefined;
-        entry = { chunk: decodeChunk(v), lastUsed: this.drainNo };
-        this.chunkCache.set(id, entry);
-        read.add(id);
-      }
+      const entry = this.chunkCache.get(id);
+      if (!entry) return undefined;
       entry.lastUsed = this.drainNo;
       parts.push(entry.chunk.frames);
       frames += entry.chunk.frames.length;
@@ -397,9 +554,32 @@ export class Sampler {
     for (const fd of this.perfFds) lib.ioctl(fd, PERF_EVENT_IOC_DISABLE, 'int', 0);
     for (const link of this.links) lib.bpf_link__destroy(link);
     for (const fd of this.perfFds) lib.close(fd);
+    lib.ring_buffer__free(this.ring);
+    koffi.unregister(this.ringCallback as never);
+    if (this.sampleRing) {
+      lib.ring_buffer__free(this.sampleRing.ring);
+      koffi.unregister(this.sampleRing.callback as never);
+    }
     lib.bpf_object__close(this.obj);
   }
 }
+
+/** Runs `fn` with every signal held back from this thread (delivered once it returns). */
+function withSignalsHeld<T>(fn: () => T): T {
+  const lib = libbpf();
+  const all = Buffer.alloc(SIGSET_BYTES);
+  const old = Buffer.alloc(SIGSET_BYTES);
+  lib.sigfillset(all);
+  const held = (lib.pthread_sigmask(SIG_SETMASK, all, old) as number) === 0;
+  try {
+    return fn();
+  } finally {
+    if (held) lib.pthread_sigmask(SIG_SETMASK, old, null);
+  }
+}
+
+const SIG_SETMASK = 2;
+const SIGSET_BYTES = 128; // glibc's sigset_t
 
 function u32(n: number): Buffer {
   const b = Buffer.alloc(4);

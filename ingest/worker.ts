@@ -19,7 +19,7 @@ import { HttpError, type Limits } from './limits.js';
 import { parseFolded } from './pyroscope.js';
 import { readPprof } from './pprof-read.js';
 import { DICT_TABLES, RowBuilder, type DictTable, type Faults, type Rows, type RowsInput } from './rows.js';
-import { toPprof } from '../profile/pprof.js';
+import { pprofBytes } from '../profile/pprof.js';
 
 export interface WorkerConfig {
   limits: Limits;
@@ -152,7 +152,7 @@ export function runTask(builder: RowBuilder, task: Task, limits: Limits, generat
   let pprof: Uint8Array = raw;
   if (format === 'folded') {
     const profile = parseFolded(new TextDecoder().decode(raw), limits);
-    pprof = toPprof(profile).encode();
+    pprof = pprofBytes(profile);
   }
   const view = readPprof(pprof, limits);
   const rows = builder.build(view, {

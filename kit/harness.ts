@@ -1,6 +1,6 @@
 /** Running workloads and the kiln CLI from tests. */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -171,8 +171,8 @@ export interface Daemon {
  * Starts a long-running `kiln ARGS` (serve, agent) and resolves once its
  * output matches `ready`; rejects if it exits or takes longer than timeoutMs.
  */
-export function startDaemon(args: string[], ready: RegExp, timeoutMs = 90_000): Promise<Daemon> {
-  const proc = spawn(process.execPath, [KILN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+export function startDaemon(args: string[], ready: RegExp, timeoutMs = 90_000, kilnCommand = KILN): Promise<Daemon> {
+  const proc = spawn(process.execPath, [kilnCommand, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
@@ -207,3 +207,93 @@ export async function startServe(data: string, port = 0, options: string[] = [])
   const d = await startDaemon(['serve', '--port', String(port), '--data', data, ...options], /serving on :(\d+)/);
   return { ...d, url: `http://127.0.0.1:${d.match[1]}` };
 }
+
+export interface Background {
+  /** kiln's stderr lines as they came, with Date.now() of arrival */
+  lines: { at: number; line: string }[];
+  /** resolves once kiln is sampling */
+  started: Promise<void>;
+  finished: Promise<{ code: number | null; stderr: string; profile?: Profile }>;
+  /** Ctrl-C: kiln stops early and still writes */
+  interrupt(): void;
+  kill(): void;
+}
+
+/** `kiln record ARGS` running in the background. */
+export function recordInBackground(args: string[]): Background {
+  const tmp = tempDir();
+  const out = join(tmp.dir, 'profile.pb.gz');
+  const proc = spawn(process.execPath, [join(REPO, 'bin', 'kiln'), 'record', ...args, '-o', out], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  const lines: { at: number; line: string }[] = [];
+  let onStart: () => void = () => {};
+  const started = new Promise<void>((resolve, reject) => {
+    onStart = resolve;
+    proc.once('exit', (code) => reject(new Error(`kiln record exited (${code}) before recording:\n${stderr}`)));
+  });
+  started.catch(() => {}); // also reported through `finished`
+  createInterface({ input: proc.stderr! }).on('line', (line) => {
+    lines.push({ at: Date.now(), line });
+    stderr += line + '\n';
+    if (line.startsWith('kiln: recording ')) onStart();
+  });
+  const timer = setTimeout(() => proc.kill('SIGKILL'), 170_000);
+  const finished = new Promise<{ code: number | null; stderr: string; profile?: Profile }>((resolve) => {
+    proc.once('exit', (code) => {
+      clearTimeout(timer);
+      let profile: Profile | undefined;
+      if (code === 0 && existsSync(out)) profile = profileFromPprof(decodePprof(readFileSync(out)));
+      tmp.cleanup();
+      resolve({ code, stderr, profile });
+    });
+  });
+  return {
+    lines,
+    started,
+    finished,
+    interrupt: () => proc.kill('SIGINT'),
+    kill: () => {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+    },
+  };
+}
+
+/** Resolves when a --wait workload prints {"done": true}. */
+export function untilDone(w: Workload): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    let text = '';
+    const timer = setTimeout(() => reject(new Error(`pid ${w.pid} did not finish its work within 150 s`)), 150_000);
+    w.proc.stdout!.on('data', (d: Buffer) => {
+      text += d.toString();
+      if (text.includes('"done"')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    void w.exited.then((code) => reject(new Error(`pid ${w.pid} exited (${code}) before it was done`)));
+  });
+}
+
+/**
+ * Records a --wait workload's work and nothing else: starts `kiln record`,
+ * sends the workload SIGUSR1 once kiln samples, and stops kiln with SIGINT
+ * once the workload says it is done. The workload's work is a fixed amount of
+ * its own CPU time, so the samples are ~99 per CPU second however busy the
+ * machine is, and a slow kiln start cannot miss any of it.
+ */
+export async function recordWork(w: Workload): Promise<{ profile: Profile; stderr: string }> {
+  const rec = recordInBackground(['--pid', String(w.pid), '--duration', '300s']);
+  try {
+    await rec.started;
+    const done = untilDone(w);
+    w.proc.kill('SIGUSR1');
+    await done;
+    rec.interrupt();
+    const r = await rec.finished;
+    if (r.code !== 0 || !r.profile) throw new Error(`kiln record failed (${r.code}):\n${r.stderr}`);
+    return { profile: r.profile, stderr: r.stderr };
+  } finally {
+    rec.kill();
+  }
+}
+

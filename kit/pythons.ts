@@ -26,6 +26,20 @@ export const REQUIRED_VERSIONS = ['3.9', '3.11', '3.13', '3.14'];
 /** Versions with a Kiln table but no Debian build; tested only when provided (KILN_PYTHON_3_10=/path/to/python3.10). */
 export const OPTIONAL_VERSIONS = ['3.10', '3.12'];
 
+/**
+ * The versions a suite runs on, oldest first: every required one (a test
+ * fails if it is missing), and each optional one that is here (saying so
+ * when it is not).
+ */
+export function testedVersions(suite: string): string[] {
+  const optional = OPTIONAL_VERSIONS.filter((v) => {
+    if (pythonFor(v)) return true;
+    console.log(`${suite}: no Python ${v} here (set KILN_PYTHON_${v.replace('.', '_')}=/path/to/python${v} to test it)`);
+    return false;
+  });
+  return [...REQUIRED_VERSIONS, ...optional].sort((a, b) => Number(a.split('.')[1]) - Number(b.split('.')[1]));
+}
+
 export function pythonsRoot(): string {
   return process.env.KILN_PYTHONS ?? '/var/cache/kiln/pythons';
 }

@@ -1,118 +1,25 @@
 /**
- * Profile <-> pprof (profile.proto), via the pprof-format package. Kiln writes
- * gzipped pprof for `go tool pprof`, Pyroscope, Parca and Grafana; the ingest
- * service reads pprof from Kiln agents and from other producers, so the reader
- * side is bounded and tolerant of what other tools leave out.
+ * pprof (profile.proto) -> Profile, via the pprof-format package. Kiln writes
+ * gzipped pprof for `go tool pprof`, Pyroscope, Parca and Grafana (written by
+ * pprof-encode.ts, re-exported here); the ingest service reads pprof from
+ * Kiln agents and from other producers, so the reader side is bounded and
+ * tolerant of what other tools leave out.
  */
 
-import { promisify } from 'node:util';
-import { gunzipSync, gzip } from 'node:zlib';
-import {
-  Function as PprofFunction,
-  Label,
-  Line,
-  Location,
-  Profile as PprofProfile,
-  Sample,
-  StringTable,
-  ValueType,
-} from 'pprof-format';
+import { gunzipSync } from 'node:zlib';
+import { Function as PprofFunction, Location, Profile as PprofProfile, Sample } from 'pprof-format';
 import type { Frame, Profile } from './profile.js';
 
 export { PprofProfile };
+export { encodePprof, pprofBytes, PprofDictionary } from './pprof-encode.js';
 
 type Numeric = number | bigint;
-
-const gzipAsync = promisify(gzip);
 
 /** Default bound on a decompressed profile; callers facing the network pass their own. */
 export const DEFAULT_MAX_INFLATED_BYTES = 64 * 1024 * 1024;
 
 /** Frame name used where a pprof file has no function for a location. */
 export const UNKNOWN_FUNCTION = '[unknown]';
-
-export async function encodePprof(profile: Profile): Promise<Buffer> {
-  const raw = await toPprof(profile).encodeAsync();
-  return gzipAsync(raw);
-}
-
-/**
- * Builds the pprof message. Ids are 1-based in first-seen order (samples in
- * order, frames leaf first), so the same Profile always encodes to the same
- * bytes.
- */
-export function toPprof(profile: Profile): PprofProfile {
-  const strings = new StringTable();
-  const functionIds = new Map<string, number>();
-  const locationIds = new Map<string, number>();
-  const functions: PprofFunction[] = [];
-  const locations: Location[] = [];
-  // pprof periods are int64; 1e9/frequency is rarely whole.
-  const period = Math.round(profile.periodNs);
-
-  const functionId = (f: Frame): number => {
-    const key = `${f.name}\0${f.systemName}\0${f.filename}\0${f.startLine}`;
-    let id = functionIds.get(key);
-    if (id === undefined) {
-      id = functions.length + 1;
-      functionIds.set(key, id);
-      functions.push(
-        new PprofFunction({
-          id,
-          name: strings.dedup(f.name),
-          systemName: strings.dedup(f.systemName),
-          filename: strings.dedup(f.filename),
-          startLine: f.startLine,
-        }),
-      );
-    }
-    return id;
-  };
-
-  const locationId = (f: Frame): number => {
-    const fn = functionId(f);
-    const key = `${fn}:${f.line}`;
-    let id = locationIds.get(key);
-    if (id === undefined) {
-      id = locations.length + 1;
-      locationIds.set(key, id);
-      locations.push(new Location({ id, line: [new Line({ functionId: fn, line: f.line })] }));
-    }
-    return id;
-  };
-
-  const samples = profile.samples.map(
-    (s) =>
-      new Sample({
-        locationId: s.frames.map(locationId),
-        value: [s.count, product(s.count, period)],
-        label: Object.entries(s.labels).map(([k, v]) => new Label({ key: strings.dedup(k), str: strings.dedup(v) })),
-      }),
-  );
-
-  const cpu = strings.dedup('cpu');
-  const nanoseconds = strings.dedup('nanoseconds');
-  return new PprofProfile({
-    sampleType: [
-      new ValueType({ type: strings.dedup('samples'), unit: strings.dedup('count') }),
-      new ValueType({ type: cpu, unit: nanoseconds }),
-    ],
-    sample: samples,
-    location: locations,
-    function: functions,
-    stringTable: strings,
-    timeNanos: profile.startNs,
-    durationNanos: Math.round(profile.durationNs),
-    periodType: new ValueType({ type: cpu, unit: nanoseconds }),
-    period,
-    defaultSampleType: cpu,
-  });
-}
-
-function product(a: number, b: number): Numeric {
-  const n = a * b;
-  return Number.isSafeInteger(n) ? n : BigInt(a) * BigInt(b);
-}
 
 /**
  * Reads a pprof file, gzipped (as files on disk and most HTTP bodies are) or

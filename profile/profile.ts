@@ -50,6 +50,11 @@ export function syntheticFrame(name: string): Frame {
   return { name, systemName: name, filename: '', startLine: 0, line: 0 };
 }
 
+/** One frozen Frame per synthetic name, for producers that key frames by identity. */
+export const SYNTHETIC_FRAMES = Object.fromEntries(
+  Object.entries(SYNTHETIC).map(([k, name]) => [k, Object.freeze(syntheticFrame(name))]),
+) as Record<keyof typeof SYNTHETIC, Frame>;
+
 export function totalSamples(p: Profile): number {
   let n = 0;
   for (const s of p.samples) n += s.count;

@@ -12,7 +12,7 @@ import {
 } from 'pprof-format';
 import { describe, expect, it } from 'vitest';
 import { encodeCollapsed, parseCollapsed, profileFromCollapsed } from '../profile/collapsed.js';
-import { decodePprof, encodePprof, profileFromPprof, toPprof } from '../profile/pprof.js';
+import { decodePprof, encodePprof, pprofBytes, profileFromPprof, PprofDictionary } from '../profile/pprof.js';
 import { SYNTHETIC, syntheticFrame, totalSamples, type Frame, type Profile } from '../profile/profile.js';
 import { encodeSpeedscope, toSpeedscope } from '../profile/speedscope.js';
 
@@ -106,9 +106,27 @@ describe('pprof', () => {
     const a = await encodePprof(profile);
     const b = await encodePprof(profile);
     expect(a.equals(b)).toBe(true);
-    const raw = toPprof(profile).encode();
+    const raw = pprofBytes(profile);
     expect(raw[0]).not.toBe(0x1f);
     expect(profileFromPprof(decodePprof(raw))).toEqual(profile);
+  });
+
+  it('keeps ids across profiles with a dictionary, each profile carrying only what its samples use', async () => {
+    const dictionary = new PprofDictionary();
+    const whole = sampleProfile();
+    const first = { ...whole, samples: whole.samples.slice(0, 2) };
+    const second = { ...whole, samples: whole.samples.slice(2) };
+    const a = decodePprof(await encodePprof(first, { dictionary }));
+    const b = decodePprof(await encodePprof(second, { dictionary }));
+    // each decodes to what it holds
+    expect(profileFromPprof(a)).toEqual(first);
+    expect(profileFromPprof(b)).toEqual(second);
+    // the ids of the first profile's locations hold in the second; only used ones are there
+    expect(a.location.map((l) => Number(l.id))).toEqual([1, 2, 3]);
+    expect(b.location.map((l) => Number(l.id))).toEqual([3, 4, 5, 6, 7]);
+    expect(b.function.map((f) => Number(f.id))).toEqual([2, 3, 4, 5, 6]);
+    // the same profile again, through the dictionary that has seen it: the same bytes
+    expect((await encodePprof(second, { dictionary })).equals(await encodePprof(second, { dictionary }))).toBe(true);
   });
 
   it('rounds a fractional period and keeps values as count x period', async () => {
@@ -124,7 +142,7 @@ describe('pprof', () => {
 
     const good = await encodePprof(sampleProfile());
     expect(() => decodePprof(good.subarray(0, good.length - 20))).toThrow(/pprof: corrupt gzip data/);
-    expect(() => decodePprof(toPprof(sampleProfile()).encode(), 100)).toThrow(/more than the 100-byte limit/);
+    expect(() => decodePprof(pprofBytes(sampleProfile()), 100)).toThrow(/more than the 100-byte limit/);
 
     // A sample whose label points past the string table.
     const strings = new StringTable();

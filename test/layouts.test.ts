@@ -41,6 +41,7 @@ function wanted(minor: number): Record<string, Want> {
     'thread.nativeThreadId': minor >= 11 ? off('PyThreadState', 'native_thread_id') : is(-1),
     'thread.threadId': off('PyThreadState', 'thread_id'),
     'thread.frame': off('PyThreadState', frameObject ? 'frame' : minor <= 12 ? 'cframe' : 'current_frame'),
+    'thread.datastackChunk': frameObject ? is(-1) : off('PyThreadState', 'datastack_chunk'),
     'frame.back': off(F, frameObject ? 'f_back' : 'previous'),
     'frame.code': off(F, frameObject || minor <= 12 ? 'f_code' : 'f_executable'),
     'frame.lasti': off(F, frameObject ? 'f_lasti' : minor <= 12 ? 'prev_instr' : 'instr_ptr'),
@@ -66,6 +67,12 @@ function wanted(minor: number): Record<string, Want> {
     'unicode.asciiData': c('sizeof(PyASCIIObject)'),
     'unicode.compactData': c('sizeof(PyCompactUnicodeObject)'),
   };
+  if (frameObject) w['stackChunk'] = is(null);
+  else {
+    w['stackChunk.previous'] = off('_PyStackChunk', 'previous');
+    w['stackChunk.size'] = off('_PyStackChunk', 'size');
+    w['stackChunk.data'] = off('_PyStackChunk', 'data');
+  }
   if (minor === 11 || minor === 12) w['cframe.currentFrame'] = off('_PyCFrame', 'current_frame');
   else w['cframe'] = is(null);
   return w;

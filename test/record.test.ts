@@ -7,16 +7,9 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { SYNTHETIC } from '../profile/profile.js';
 import { chain, hotLines, leafShare, recordProfile, samplesOf, startWorkload, total } from '../kit/harness.js';
 import { misnamedFrames } from '../kit/names.js';
-import { OPTIONAL_VERSIONS, REQUIRED_VERSIONS, pythonFor } from '../kit/pythons.js';
+import { pythonFor, testedVersions } from '../kit/pythons.js';
 
-const versions = [
-  ...REQUIRED_VERSIONS,
-  ...OPTIONAL_VERSIONS.filter((v) => {
-    if (pythonFor(v)) return true;
-    console.log(`record: no Python ${v} here (set KILN_PYTHON_${v.replace('.', '_')}=/path/to/python${v} to test it)`);
-    return false;
-  }),
-].sort((a, b) => Number(a.split('.')[1]) - Number(b.split('.')[1]));
+const versions = testedVersions('record');
 
 const results = new Map<string, Map<string, string>>();
 function check(version: string, name: string, fn: () => Promise<void>, timeout = 120_000): void {
@@ -103,6 +96,24 @@ for (const version of versions) {
           expect(names[0]).toBe(SYNTHETIC.truncated);
           expect(names).toHaveLength(101);
           expect(names.slice(1).every((n) => n === 'recurse')).toBe(true);
+        }
+      } finally {
+        await w.stop();
+      }
+    });
+
+    check(version, '4,096 frames whole', async () => {
+      // the deepest stack the kernel keeps: <module>, main and 4,094 recurse frames
+      const w = await startWorkload(py(), 'recursion.py', ['20', '4094']);
+      try {
+        const { profile } = await recordProfile(['--pid', String(w.pid), '--duration', '2s']);
+        const samples = samplesOf(profile, w.pid);
+        expect(total(samples)).toBeGreaterThan(50);
+        for (const s of samples) {
+          const names = chain(s);
+          expect(names.slice(0, 2)).toEqual(['<module>', 'main']);
+          expect(names.filter((n) => n === 'recurse').length).toBe(4094);
+          expect(names).toHaveLength(4096);
         }
       } finally {
         await w.stop();

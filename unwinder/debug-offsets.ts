@@ -37,6 +37,8 @@ interface Supplement {
   codeTagMask: number;
   /** sizeof(PyCompactUnicodeObject) - sizeof(PyASCIIObject) */
   compactUnicodeExtra: number;
+  /** _PyStackChunk, unpublished: { previous, size, top, data[] } since 3.11 */
+  stackChunk: { previous: number; size: number; data: number };
 }
 
 const FORMATS: DebugOffsetsFormat[] = [
@@ -73,6 +75,7 @@ const FORMATS: DebugOffsetsFormat[] = [
       // f_executable is a plain PyObject *
       codeTagMask: 0,
       compactUnicodeExtra: 16,
+      stackChunk: { previous: 0, size: 8, data: 24 },
     },
   },
   {
@@ -115,6 +118,7 @@ const FORMATS: DebugOffsetsFormat[] = [
       // (pycore_stackref.h; 1 in free-threaded builds, which Kiln rejects)
       codeTagMask: 3,
       compactUnicodeExtra: 16,
+      stackChunk: { previous: 0, size: 8, data: 24 },
     },
   },
 ];
@@ -202,7 +206,9 @@ export function readDebugOffsets(mem: ProcessMemory, runtimeAddress: bigint, ver
       nativeThreadId: get('thread_state.native_thread_id'),
       threadId: get('thread_state.thread_id'),
       frame: get('thread_state.current_frame'),
+      datastackChunk: get('thread_state.datastack_chunk'),
     },
+    stackChunk: s.stackChunk,
     // _PyCFrame is gone since 3.13: tstate->current_frame is the frame
     cframe: null,
     frame: {

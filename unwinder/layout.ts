@@ -54,7 +54,11 @@ export interface PyLayout {
     threadId: number;
     /** frame (<= 3.10), cframe (3.11, 3.12), current_frame (3.13+) */
     frame: number;
+    /** PyThreadState.datastack_chunk (3.11+), -1 before: the newest chunk of the thread's frame stack */
+    datastackChunk: number;
   };
+  /** _PyStackChunk (3.11+): frames live in these, contiguous; null when frames are heap objects */
+  stackChunk: { previous: number; size: number; data: number } | null;
   /** _PyCFrame, for 3.11 and 3.12 only: tstate->cframe->current_frame */
   cframe: { currentFrame: number } | null;
   frame: {

@@ -19,18 +19,25 @@ export interface LineRange {
   line: number;
 }
 
+/**
+ * `complete` false: `table` is only the start of the code object's table (as
+ * much as the kernel copied). Lines of offsets the start covers are exact; the
+ * others are 0, never a guess.
+ */
 export function lineForOffset(
   format: LineTableFormat,
   table: Uint8Array,
   firstLineNo: number,
   byteOffset: number,
+  complete = true,
 ): number {
   // A frame that has not executed its first instruction yet reports the def
   // line, as CPython does for a negative f_lasti.
   if (byteOffset < 0) return firstLineNo;
-  if (format === 'lnotab') return lnotabLine(table, firstLineNo, byteOffset);
+  if (format === 'lnotab') return lnotabLine(complete ? table : wholePairs(table), firstLineNo, byteOffset, complete);
   let found = 0;
-  forEachRange(format, table, firstLineNo, (start, end, line) => {
+  const whole = complete ? table : format === 'linetable310' ? wholePairs(table) : wholeEntries(table);
+  forEachRange(format, whole, firstLineNo, (start, end, line) => {
     if (byteOffset >= end) return false;
     if (byteOffset >= start) found = line;
     return true;
@@ -70,22 +77,35 @@ function forEachRange(
   else locations311(table, firstLineNo, visit);
 }
 
+/** The pairs of a cut table that are whole: an odd last byte is half a pair. */
+function wholePairs(table: Uint8Array): Uint8Array {
+  return table.subarray(0, table.length & ~1);
+}
+
+/** The entries of a cut 3.11+ table that are whole: each but the last is ended by the next one's head. */
+function wholeEntries(table: Uint8Array): Uint8Array {
+  let last = table.length - 1;
+  while (last >= 0 && (table[last]! & 0x80) === 0) last--;
+  return table.subarray(0, Math.max(0, last));
+}
+
 /**
  * 3.9 co_lnotab: (unsigned byte-offset delta, int8 line delta) pairs. A pair
  * applies its line delta once the address reaches its start, so the line of an
  * offset is the sum of the deltas of every pair that starts at or before it.
  * There is no end marker and no "no line": past the last pair the last line
- * stays in force, exactly as 3.9's PyCode_Addr2Line answers.
+ * stays in force, exactly as 3.9's PyCode_Addr2Line answers. In a cut table
+ * that is known only once a pair starting past the offset is seen.
  */
-function lnotabLine(table: Uint8Array, firstLineNo: number, byteOffset: number): number {
+function lnotabLine(table: Uint8Array, firstLineNo: number, byteOffset: number, complete: boolean): number {
   let line = firstLineNo;
   let addr = 0;
   for (let i = 0; i + 1 < table.length; i += 2) {
     addr += table[i]!;
-    if (addr > byteOffset) break;
+    if (addr > byteOffset) return line;
     line += int8(table[i + 1]!);
   }
-  return line;
+  return complete ? line : 0;
 }
 
 /**

@@ -12,7 +12,11 @@ export interface Memory {
   read(address: bigint, length: number): Buffer;
 }
 
-export type ObjectFault = 'dead' | 'type' | 'shape';
+/**
+ * Why an object was refused: freed, of another type, malformed, not what the
+ * kernel copied of it any more, or (a code object) not the one the kernel saw.
+ */
+export type ObjectFault = 'dead' | 'type' | 'shape' | 'changed' | 'identity';
 
 /** What was read is not (any longer) the object it should be. */
 export class ObjectCheckError extends Error {
@@ -80,10 +84,21 @@ export function readStr(mem: Memory, l: PyLayout, types: TypeObjects, addr: bigi
 
 /** A bytes object's contents, checked; refused beyond `max` bytes. */
 export function readBytes(mem: Memory, l: PyLayout, types: TypeObjects, addr: bigint, max = MAX_BYTES): Buffer {
-  const b = l.bytes;
-  const head = mem.read(addr, Math.max(b.size, l.object.type) + 8);
+  const size = bytesSize(mem, l, types, addr, max);
+  return size === 0 ? Buffer.alloc(0) : mem.read(addr + BigInt(l.bytes.data), size);
+}
+
+/** The first bytes of a bytes object of which only the first `have` bytes (header included) are at hand. */
+export function readBytesStart(mem: Memory, l: PyLayout, types: TypeObjects, addr: bigint, have: number): Buffer {
+  const size = bytesSize(mem, l, types, addr, MAX_BYTES);
+  const n = Math.max(0, Math.min(size, have - l.bytes.data));
+  return mem.read(addr + BigInt(l.bytes.data), n);
+}
+
+function bytesSize(mem: Memory, l: PyLayout, types: TypeObjects, addr: bigint, max: number): number {
+  const head = mem.read(addr, Math.max(l.bytes.size, l.object.type) + 8);
   checkObject(head, l, types.bytes, 'bytes', addr);
-  const size = Number(head.readBigInt64LE(b.size));
+  const size = Number(head.readBigInt64LE(l.bytes.size));
   if (size < 0 || size > max) throw new ObjectCheckError('shape', `bytes at 0x${addr.toString(16)} has size ${size}`);
-  return size === 0 ? Buffer.alloc(0) : mem.read(addr + BigInt(b.data), size);
+  return size;
 }

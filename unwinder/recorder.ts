@@ -4,6 +4,7 @@
  * `all`) picks up new Python processes. Used by `kiln record` and `kiln agent`.
  */
 import {
+  type CodeEvent,
   KILN_F_NO_TSTATE,
   KILN_F_READ_ERROR,
   KILN_F_STACK_LOST,
@@ -14,11 +15,28 @@ import { Sampler, type BpfRunStats, type RawSample } from '../bpf/sampler.js';
 import { inspectProcess, looksLikePython, NoRuntimeSymbolError, NotPythonError, type PythonProcess } from './interpreter.js';
 import { kernelProc } from './kernel-layout.js';
 import { listPids, readMaps, startTime } from './proc.js';
-import { SYNTHETIC, syntheticFrame, type Frame, type Profile, type StackSample } from '../profile/profile.js';
-import { Symbolizer } from './symbolizer.js';
+import { SYNTHETIC_FRAMES, type Frame, type Profile, type StackSample } from '../profile/profile.js';
+import { addSymbolizerStats, emptySymbolizerStats, Symbolizer, type SymbolizerStats } from './symbolizer.js';
+
+let frameKeyCount = 0;
+/** Stack keys are unique across processes and their images: a pid's samples after an exec must not merge with its old image's. */
+let stackKeyCount = 0;
 
 /** Symbolized stacks kept per process before the cache starts over. */
 const MAX_CACHED_STACKS = 50_000;
+
+/**
+ * A stack as symbolized, once per process: every kernel stack that names
+ * the same frames (another instruction on the same line, say) maps to one of
+ * these, so samples are merged by `key` and the same Frame[] object comes
+ * back every period (which lets encoders cache by it).
+ */
+interface SymbolizedStack {
+  frames: Frame[];
+  key: number;
+  /** the code ids it names, kept in use while the stack is */
+  codeIds: number[];
+}
 
 export interface RecorderOptions {
   /** processes to follow; with `all`, these are followed too */
@@ -36,21 +54,44 @@ export interface RecorderOptions {
   /** called when a process starts being followed, while it is surely alive */
   onFollow?: (proc: PythonProcess) => void;
   objectPath?: string;
+  /**
+   * Have the kernel copy names and line tables into first-sight events (the
+   * default). Without, userspace reads code objects from the process as the
+   * events arrive, polling for them every `eventPollMs` (for comparison:
+   * code that dies before it is read goes unnamed).
+   */
+  copyObjects?: boolean;
+  eventPollMs?: number;
+  /** every sample through a ring buffer, hashed in userspace (the alternative the bench measures) */
+  sampleRing?: boolean;
 }
+
+/** Drains without a sample naming a code object before the kernel is made to forget it. */
+const IDLE_DRAINS = 600;
 
 interface Followed {
   proc: PythonProcess;
   startTime: number;
   symbolizer: Symbolizer;
-  /** symbolized stacks by kernel stack id and flags */
-  stacks: Map<string, Frame[]>;
+  /** symbolized stacks by flags and kernel stack id */
+  stacks: Map<number, Map<bigint, SymbolizedStack>>;
+  stackCount: number;
+  /** the same, by what they name */
+  contents: Map<string, SymbolizedStack>;
+  /** a small number per Frame object */
+  frameKeys: WeakMap<Frame, number>;
+  frameKey(f: Frame): number;
   /** set once the process has gone; its last samples are still drained */
   gone: boolean;
+  /** code ids the kernel was made to forget at the last drain, to drop at this one */
+  forgetting: number[];
 }
 
 /** A Profile per process, built up between takes. */
 export interface ProcessProfile {
   pid: number;
+  /** with the pid, names the process for its whole life (clock ticks since boot) */
+  startTime: number;
   pythonVersion: string;
   profile: Profile;
 }
@@ -70,7 +111,11 @@ export class Recorder {
   private execRetries: number[] = [];
   private readonly aggregates = new Map<number, Map<string, StackSample>>();
   private readonly versions = new Map<number, string>();
+  private readonly startTimes = new Map<number, number>();
+  /** what the symbolizers of processes no longer followed counted */
+  private readonly pastCodeStats = emptySymbolizerStats();
   private drainTimer: NodeJS.Timeout | undefined;
+  private eventTimer: NodeJS.Timeout | undefined;
   private scanTimer: NodeJS.Timeout | undefined;
   private draining: Promise<void> = Promise.resolve();
   private windowStartNs = process.hrtime.bigint();
@@ -84,6 +129,7 @@ export class Recorder {
       maxDepth: options.maxDepth,
       drainIntervalMs: options.drainIntervalMs,
       objectPath: options.objectPath,
+      sampleRing: options.sampleRing,
     });
   }
 
@@ -102,6 +148,11 @@ export class Recorder {
     if (options.all) r.scan();
     r.drainTimer = setInterval(() => void r.drainOnce(), options.drainIntervalMs);
     if (options.all) r.scanTimer = setInterval(() => r.scan(), options.scanIntervalMs);
+    // First sights are taken at least every second, whatever the drain interval:
+    // the ring then needs room for a second of them. Without the kernel's copies
+    // they must be read while the code is alive: as soon as possible.
+    const eventPollMs = options.copyObjects === false ? (options.eventPollMs ?? 10) : Math.min(1000, options.drainIntervalMs);
+    if (eventPollMs < options.drainIntervalMs) r.eventTimer = setInterval(() => r.learn(r.sampler.takeCodeEvents()), eventPollMs);
     r.windowStartNs = process.hrtime.bigint();
     r.windowStartWall = BigInt(Date.now()) * 1_000_000n;
     return r;
@@ -142,6 +193,11 @@ export class Recorder {
     return this.final?.run ?? this.sampler.runStats();
   }
 
+  /** Has the kernel account each stage of a sample's time (its ns_* counters): for benchmarks. */
+  setStageTiming(on: boolean): void {
+    this.sampler.setStageTiming(on);
+  }
+
   /** Starts following `pid`. With `strict`, failure throws; otherwise it is logged once. */
   private follow(pid: number, strict: boolean): boolean {
     const st = startTime(pid);
@@ -153,9 +209,25 @@ export class Recorder {
     if (!strict && this.rejected.has(key)) return false;
     try {
       const proc = inspectProcess(pid);
-      this.sampler.register(pid, kernelProc(proc.runtime, proc.layout, proc.types));
-      this.followed.set(pid, { proc, startTime: st, symbolizer: new Symbolizer(pid, proc.layout, proc.types), stacks: new Map(), gone: false });
+      this.sampler.register(pid, kernelProc(proc.runtime, proc.layout, proc.types, { copyObjects: this.options.copyObjects ?? true }));
+      this.followed.set(pid, {
+        proc,
+        startTime: st,
+        symbolizer: new Symbolizer(pid, proc.layout, proc.types),
+        stacks: new Map(),
+        stackCount: 0,
+        contents: new Map(),
+        frameKeys: new WeakMap(),
+        frameKey(x: Frame) {
+          let k = this.frameKeys.get(x);
+          if (k === undefined) this.frameKeys.set(x, (k = ++frameKeyCount));
+          return k;
+        },
+        gone: false,
+        forgetting: [],
+      });
       this.versions.set(pid, proc.versionText);
+      this.startTimes.set(pid, st);
       this.options.onFollow?.(proc);
       this.options.log(`following pid ${pid}: CPython ${proc.versionText} (${proc.image}; ${proc.layout.source})`);
       return true;
@@ -217,8 +289,7 @@ export class Recorder {
       const f = this.followed.get(pid);
       if (!f) continue;
       this.options.log(`pid ${pid} exec'd: looking at it again`);
-      f.symbolizer.detach();
-      this.followed.delete(pid);
+      this.unfollow(pid, f);
       if (this.follow(pid, false)) continue;
       if (this.noRuntimeOnce.has(`${pid}:${f.startTime}`) && !this.rejected.has(`${pid}:${f.startTime}`)) this.execRetries.push(pid);
       else this.options.log(`pid ${pid} is no longer a Python process`);
@@ -250,17 +321,55 @@ export class Recorder {
       for (const pid of execs.others) this.forget(pid);
       if (execs.overflowed) this.notPython.clear();
       this.checkExits();
-      const raw = await this.sampler.drain();
-      for (const s of raw) this.add(s);
+      const { events, samples } = await this.sampler.drain();
+      for (const f of this.followed.values()) f.symbolizer.beginDrain();
+      this.learn(events);
+      for (const s of samples) this.add(s);
+      this.sweepCodes();
       this.reinspect(execs.followed);
-      for (const [pid, f] of this.followed) if (f.gone) this.followed.delete(pid);
+      for (const [pid, f] of this.followed) if (f.gone) this.unfollow(pid, f);
     });
-    return this.draining.catch((err: Error) => this.options.log(`drain failed: ${err.message}`));
+    // a drain that failed is said, and the next one runs all the same
+    this.draining = this.draining.catch((err: Error) => this.options.log(`drain failed: ${err.message}`));
+    return this.draining;
+  }
+
+  /** First sights, named now by the symbolizer of the process that had them. */
+  private learn(events: CodeEvent[]): void {
+    for (const ev of events) this.followed.get(ev.pid)?.symbolizer.learn(ev);
+  }
+
+  /** Makes the kernel forget code objects nothing has named for a while, and drops them a drain later. */
+  private sweepCodes(): void {
+    const forget: { pid: number; code: bigint }[] = [];
+    for (const [pid, f] of this.followed) {
+      f.symbolizer.forget(f.forgetting);
+      const idle = f.symbolizer.idle(IDLE_DRAINS);
+      f.forgetting = idle.map((c) => c.codeId);
+      for (const c of idle) forget.push({ pid, code: c.code });
+    }
+    this.sampler.forgetCodes(forget);
+  }
+
+  /** Code objects named and not, by reason, over every process followed so far. */
+  codeStats(): SymbolizerStats {
+    const sum = emptySymbolizerStats();
+    addSymbolizerStats(sum, this.pastCodeStats);
+    for (const f of this.followed.values()) addSymbolizerStats(sum, f.symbolizer.stats);
+    return sum;
+  }
+
+  /** Stops following a process: its image is gone (exit) or replaced (exec). */
+  private unfollow(pid: number, f: Followed): void {
+    addSymbolizerStats(this.pastCodeStats, f.symbolizer.stats);
+    f.symbolizer.detach();
+    this.sampler.forgetCodes(f.symbolizer.reported().map((code) => ({ pid, code })));
+    this.followed.delete(pid);
   }
 
   private add(s: RawSample): void {
-    // keyed by the kernel's stack id: symbolizing happens once per distinct stack, not per sample
-    const key = `${s.tid}\0${s.comm}\0${s.stackId}\0${s.flags}`;
+    const stack = this.symbolize(s);
+    const key = `${s.tid}\0${s.comm}\0${stack.key}`;
     let perProc = this.aggregates.get(s.pid);
     if (!perProc) this.aggregates.set(s.pid, (perProc = new Map()));
     const have = perProc.get(key);
@@ -274,33 +383,44 @@ export class Recorder {
       thread_name: s.comm,
       python_version: this.versions.get(s.pid) ?? '',
     };
-    perProc.set(key, { frames: this.symbolize(s), labels, count: s.count });
+    perProc.set(key, { frames: stack.frames, labels, count: s.count });
   }
 
-  /** Leaf-first frames of a drained stack, cached per process image by stack id. */
-  private symbolize(s: RawSample): Frame[] {
+  /** A drained stack, symbolized once per process image and kernel stack id. */
+  private symbolize(s: RawSample): SymbolizedStack {
     const f = this.followed.get(s.pid);
-    const cacheKey = `${s.stackId}:${s.flags}`;
-    const cached = f?.stacks.get(cacheKey);
-    if (cached) return cached;
+    const cached = f?.stacks.get(s.flags)?.get(s.stackId);
+    if (cached) {
+      f!.symbolizer.touch(cached.codeIds);
+      return cached;
+    }
     const frames: Frame[] = [];
-    let complete = true;
-    for (let i = s.frames.length - 1; i >= 0; i--) {
-      const frame = f ? f.symbolizer.frame(s.frames[i]!) : syntheticFrame(SYNTHETIC.unknownCode);
-      if (frame.name === SYNTHETIC.unknownCode) complete = false;
-      frames.push(frame);
+    for (let i = s.frames.length - 1; i >= 0; i--) frames.push(f ? f.symbolizer.frame(s.frames[i]!) : SYNTHETIC_FRAMES.unknownCode);
+    if (s.flags & KILN_F_NO_TSTATE) frames.push(SYNTHETIC_FRAMES.noThreadState);
+    else if (s.flags & KILN_F_STACK_LOST) frames.push(SYNTHETIC_FRAMES.stackLost);
+    else if (s.flags & KILN_F_TRUNCATED) frames.push(SYNTHETIC_FRAMES.truncated);
+    else if (s.flags & KILN_F_READ_ERROR) frames.push(SYNTHETIC_FRAMES.readError);
+    else if (frames.length === 0) frames.push(SYNTHETIC_FRAMES.noPython);
+    if (!f) return { frames, key: ++stackKeyCount, codeIds: [] };
+    // the symbolizer hands out one Frame object per code object and line: equal stacks, equal objects
+    const content = frames.map((x) => f.frameKey(x)).join(',');
+    if (f.stackCount >= MAX_CACHED_STACKS) {
+      f.stacks.clear();
+      f.stackCount = 0;
+      f.contents.clear();
+      f.frameKeys = new WeakMap();
     }
-    if (s.flags & KILN_F_NO_TSTATE) frames.push(syntheticFrame(SYNTHETIC.noThreadState));
-    else if (s.flags & KILN_F_STACK_LOST) frames.push(syntheticFrame(SYNTHETIC.stackLost));
-    else if (s.flags & KILN_F_TRUNCATED) frames.push(syntheticFrame(SYNTHETIC.truncated));
-    else if (s.flags & KILN_F_READ_ERROR) frames.push(syntheticFrame(SYNTHETIC.readError));
-    else if (frames.length === 0) frames.push(syntheticFrame(SYNTHETIC.noPython));
-    // a frame that could not be named now may be nameable later: cache only complete stacks
-    if (f && complete) {
-      if (f.stacks.size >= MAX_CACHED_STACKS) f.stacks.clear();
-      f.stacks.set(cacheKey, frames);
+    let stack = f.contents.get(content);
+    if (!stack) {
+      stack = { frames, key: ++stackKeyCount, codeIds: [...new Set(s.frames.map((x) => x.codeId))] };
+      f.contents.set(content, stack);
     }
-    return frames;
+    // ids are never named later than their samples arrive: what is unknown now stays so
+    let byId = f.stacks.get(s.flags);
+    if (!byId) f.stacks.set(s.flags, (byId = new Map()));
+    byId.set(s.stackId, stack);
+    f.stackCount++;
+    return stack;
   }
 
   /**
@@ -318,38 +438,31 @@ export class Recorder {
     for (const [pid, stacks] of this.aggregates) {
       out.push({
         pid,
+        startTime: this.startTimes.get(pid) ?? 0,
         pythonVersion: this.versions.get(pid) ?? '',
-        profile: { samples: mergeEqualStacks(stacks.values()), periodNs: this.periodNs, startNs, durationNs },
+        profile: { samples: [...stacks.values()], periodNs: this.periodNs, startNs, durationNs },
       });
     }
     this.aggregates.clear();
+    // what was kept to label the last samples of processes no longer followed
+    for (const pid of this.versions.keys()) {
+      if (this.followed.has(pid)) continue;
+      this.versions.delete(pid);
+      this.startTimes.delete(pid);
+    }
     return out;
   }
 
   async stop(): Promise<ProcessProfile[]> {
     clearInterval(this.drainTimer);
     clearInterval(this.scanTimer);
+    clearInterval(this.eventTimer);
     const last = await this.take();
     this.final = { kernel: this.sampler.kernelStats(), run: this.sampler.runStats() };
     this.sampler.close();
     for (const f of this.followed.values()) f.symbolizer.detach();
     return last;
   }
-}
-
-/**
- * Stacks the kernel told apart (another instruction on the same line) that
- * symbolize the same, merged once per window.
- */
-function mergeEqualStacks(samples: Iterable<StackSample>): StackSample[] {
-  const merged = new Map<string, StackSample>();
-  for (const s of samples) {
-    const key = `${s.labels.tid}\0${s.labels.thread_name}\0${s.frames.map((x) => `${x.name}\u0001${x.filename}\u0001${x.line}`).join('\0')}`;
-    const have = merged.get(key);
-    if (have) have.count += s.count;
-    else merged.set(key, { ...s });
-  }
-  return [...merged.values()];
 }
 
 /** Merges per-process profiles into one (labels keep them apart). */

@@ -11,7 +11,8 @@ export const cpython311: Omit<PyLayout, 'version'> = {
   object: { refcnt: 0, type: 8 },
   runtime: { interpretersHead: 40 },
   interpreter: { next: 0, threadsHead: 16 },
-  thread: { next: 8, nativeThreadId: 160, threadId: 152, frame: 56 },
+  thread: { next: 8, nativeThreadId: 160, threadId: 152, frame: 56, datastackChunk: 296 },
+  stackChunk: { previous: 0, size: 8, data: 24 },
   cframe: { currentFrame: 8 },
   frame: {
     back: 48,

@@ -23,7 +23,8 @@ export const cpython312: Omit<PyLayout, 'version'> = {
   object: { refcnt: 0, type: 8 },
   runtime: { interpretersHead: 40 },
   interpreter: { next: 0, threadsHead: 72 },
-  thread: { next: 8, nativeThreadId: 144, threadId: 136, frame: 56 },
+  thread: { next: 8, nativeThreadId: 144, threadId: 136, frame: 56, datastackChunk: 232 },
+  stackChunk: { previous: 0, size: 8, data: 24 },
   cframe: { currentFrame: 0 },
   frame: {
     back: 8,

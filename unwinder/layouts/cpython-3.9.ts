@@ -17,7 +17,8 @@ export const cpython39: Omit<PyLayout, 'version'> = {
   object: { refcnt: 0, type: 8 },
   runtime: { interpretersHead: 32 },
   interpreter: { next: 0, threadsHead: 8 },
-  thread: { next: 8, nativeThreadId: -1, threadId: 176, frame: 24 },
+  thread: { next: 8, nativeThreadId: -1, threadId: 176, frame: 24, datastackChunk: -1 },
+  stackChunk: null,
   cframe: null,
   frame: {
     back: 24,
