@@ -38,7 +38,8 @@ import { join } from 'node:path';
 import { HttpError } from './limits.js';
 import { checkIngestRows } from './rowbinary.js';
 import { DICT_TABLES } from './rows.js';
-import { INGEST_INSERT_SETTINGS, INGEST_ROWBINARY_STRUCTURE, INSERT_COLUMNS, storedKeysSql } from './schema.js';
+import type { KnownStacks } from './known.js';
+import { INGEST_INSERT_SETTINGS, INGEST_ROWBINARY_STRUCTURE, INSERT_COLUMNS, storedKeysSql, storedStacksSql } from './schema.js';
 import { StorageError, type Store } from './store.js';
 import { IngestLog, type LogRecord, type Segment } from './wal.js';
 import type { Built } from './worker.js';
@@ -64,6 +65,8 @@ export interface CommitOptions {
   onDictDropped: () => void;
   /** The dictionary generation now; rows built under an older one may lack entries. */
   generation: () => number;
+  /** Stacks known to be stored or logged (known.ts): this adds what pushes define and lookups find. */
+  known: KnownStacks;
 }
 
 interface Waiter {
@@ -89,6 +92,9 @@ export interface CommitStats {
   malformed: number;
   backlogRefusals: number;
   lookups: number;
+  /** Lookups of stacks native pushes counted without defining, and pushes refused (409) for a stack not stored. */
+  stackLookups: number;
+  unknownStacks: number;
   /** Queries that waited for acknowledged pushes to be stored, and those that gave up waiting. */
   queryWaits: number;
   queryWaitTimeouts: number;
@@ -128,6 +134,8 @@ export class Committer {
     malformed: 0,
     backlogRefusals: 0,
     lookups: 0,
+    stackLookups: 0,
+    unknownStacks: 0,
     queryWaits: 0,
     queryWaitTimeouts: 0,
   };
@@ -162,6 +170,11 @@ export class Committer {
     let rows = this.lookupRows + (this.wal.open?.rows ?? 0);
     for (const s of this.unstored) rows += s.rows;
     return rows;
+  }
+
+  /** Takes the log's directory for this process (throws if another one holds it). Call first. */
+  async open(): Promise<void> {
+    await this.wal.lock();
   }
 
   /** Stores what an earlier run left in the log, each batch with its token. Call before taking pushes. */
@@ -256,14 +269,32 @@ export class Committer {
     });
   }
 
-  /** One key lookup for every push queued: stored keys are duplicates, the rest go to the log. */
+  /**
+   * One key lookup for every push queued: stored keys are duplicates, the
+   * rest go to the log. A native push that counts stacks its worker does not
+   * know has them looked up too (one more query, in the rare rounds that need
+   * it); if any is not stored, the push is refused with 409 and its sender
+   * sends the definitions again.
+   */
   private async lookupRound(round: Waiter[]): Promise<void> {
     const rowsOf = (w: Waiter): number => w.built.dataRows + w.built.dictRows;
+    const today = Math.floor(Date.now() / 86_400_000);
+    const known = this.opts.known;
     let stored: Set<string>;
+    let stacksFound = new Set<string>();
+    const stacksAsked: bigint[] = [];
+    for (const w of round) {
+      const u = w.built.unknownStacks;
+      for (let i = 0; i + 1 < u.length; i += 2) if (!known.has(u[i]!, u[i + 1]!, today)) stacksAsked.push(idOf(u[i]!, u[i + 1]!));
+    }
     try {
       this.stats.lookups++;
       const rows = await this.store.lookup(storedKeysSql(this.store.ctx), { keys: round.map((w) => BigInt(w.built.key)) });
       stored = new Set(rows.map((r) => r[0]!));
+      if (stacksAsked.length > 0) {
+        this.stats.stackLookups++;
+        stacksFound = new Set((await this.store.lookup(storedStacksSql(this.store.ctx), { ids: stacksAsked })).map((r) => r[0]!));
+      }
     } catch (e) {
       for (const w of round) {
         this.lookupRows -= rowsOf(w);
@@ -272,6 +303,10 @@ export class Committer {
         w.reject(e);
       }
       return;
+    }
+    for (const id of stacksFound) {
+      const v = BigInt(id);
+      known.add(Number(v & 0xffff_ffffn), Number(v >> 32n), today);
     }
     for (const w of round) {
       this.lookupRows -= rowsOf(w);
@@ -283,11 +318,26 @@ export class Committer {
         w.resolve('duplicate');
         continue;
       }
+      const missing = missingStacks(b.unknownStacks, known, today);
+      if (missing > 0) {
+        this.pendingKeys.delete(b.key);
+        this.keepDict(b);
+        this.stats.unknownStacks++;
+        w.reject(
+          new HttpError(
+            409,
+            'unknown stacks',
+            `${missing} stack ids are counted without a definition and are not known here; send their S, L and F records again`,
+          ),
+        );
+        continue;
+      }
       const record: LogRecord = { key: b.key, data: b.data, dataRows: b.dataRows, dict: b.dict, dictRows: b.dictRows };
       const pending = this.pendingKeys.get(b.key);
       if (pending) this.owners.set(record, pending);
       this.wal.append(record).durable.then(
         () => {
+          known.addAll(b.definedStacks, today);
           this.stats.profilesAcknowledged++;
           w.resolve('stored');
         },
@@ -389,7 +439,10 @@ export class Committer {
       this.opts.log(`kiln: the store refused profile ${r.key} of batch ${s.token} (${why}); its rows are in ${dir}`);
       await writeFile(join(dir, `${s.token}-${i}.rowbinary`), r.data).catch(() => {});
     }
-    if ([...rejected.keys()].some((i) => s.records[i]!.dictRows > 0)) this.opts.onDictDropped();
+    if ([...rejected.keys()].some((i) => s.records[i]!.dictRows > 0)) {
+      this.opts.onDictDropped();
+      this.opts.known.clear();
+    }
   }
 
   /**
@@ -528,4 +581,15 @@ export class Committer {
     clearTimeout(this.lookupTimer);
     await this.wal.close();
   }
+}
+
+function idOf(lo: number, hi: number): bigint {
+  return (BigInt(hi) << 32n) | BigInt(lo);
+}
+
+/** How many of [lo, hi, ...] are not known on `today`. */
+function missingStacks(ids: Uint32Array, known: KnownStacks, today: number): number {
+  let n = 0;
+  for (let i = 0; i + 1 < ids.length; i += 2) if (!known.has(ids[i]!, ids[i + 1]!, today)) n++;
+  return n;
 }

@@ -53,6 +53,8 @@ export class IngestMetrics {
     );
     metric('kiln_ingest_malformed_total', 'counter', 'Pushes whose rows did not check out (answered 500, nothing logged)', [['', s.malformed]]);
     metric('kiln_ingest_backlog_refusals_total', 'counter', 'Pushes answered 503 (with Retry-After) because the log held too many rows not yet stored', [['', s.backlogRefusals]]);
+    metric('kiln_ingest_unknown_stacks_total', 'counter', "Native pushes refused (409) for counting a stack neither defined in them nor stored: the sender sends its definitions again", [['', s.unknownStacks]]);
+    metric('kiln_ingest_stack_lookups_total', 'counter', 'Lookups of stacks that native pushes counted without defining them and no worker knew', [['', s.stackLookups]]);
     metric('kiln_ingest_key_lookups_total', 'counter', 'Rounds of idempotency-key lookups (each covers the pushes that arrived meanwhile)', [['', s.lookups]]);
     const log = this.committer.log;
     metric('kiln_ingest_log_groups_total', 'counter', 'Groups written to the ingest log (one write and one fdatasync each)', [['', log.stats.groups]]);

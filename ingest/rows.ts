@@ -26,6 +26,7 @@ import { functionIdOf, labelsIdOf, sortedLabels } from '../profile/ids.js';
 import { HttpError, checkLabel, type Limits } from './limits.js';
 import type { PprofView } from './pprof-read.js';
 import { NATIVE_MAGIC } from '../profile/native.js';
+import type { KnownStacks } from './known.js';
 import { RowWriter } from './rowbinary.js';
 import { tsvEscape, tsvMap } from './tsv.js';
 import { SYNTHETIC } from '../profile/profile.js';
@@ -57,6 +58,13 @@ export interface Rows {
   /** Dictionary rows this worker has not written today, per table (TabSeparated, may be empty). */
   dict: Record<DictTable, string>;
   dictRows: number;
+  /**
+   * Native form only, as [lo, hi, lo, hi, ...]: the stacks this push defines
+   * (S records), and the ones it counts without defining that this worker
+   * does not know (ingest checks those in the store before taking the push).
+   */
+  definedStacks: Uint32Array;
+  unknownStacks: Uint32Array;
   response: IngestResponse;
 }
 
@@ -158,6 +166,7 @@ class SampleRows {
 }
 
 const UNKNOWN = '[unknown]';
+const NO_IDS = new Uint32Array(0);
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 const UNKNOWN_BYTES = enc.encode(UNKNOWN);
@@ -277,6 +286,8 @@ export class RowBuilder {
     private readonly retentionDays: number,
     private readonly faults: Faults = {},
     scale = 1,
+    /** Stacks the process knows are stored or logged (known.ts); without it, only this builder's own. */
+    private readonly known?: KnownStacks,
   ) {
     this.written = {
       functions: new WrittenDays(1 << Math.round(18 + Math.log2(scale))),
@@ -639,6 +650,7 @@ export class RowBuilder {
     const labelIds: { lo: number; hi: number; dec: string }[] = [];
     const rows = new SampleRows();
     const stacks = new KeyTable(512);
+    const defined = new KeyTable(16);
     let period = 0;
     let duration = 0;
     let startMs = 0;
@@ -751,6 +763,7 @@ export class RowBuilder {
             decs[k] = l.dec;
           }
           if (h.lo !== sid.lo || h.hi !== sid.hi) throw bad(n, `stack id ${sid.dec} is not the id of its locations`);
+          defined.index(sid.lo, sid.hi, 0, 0);
           if (this.written.stacks.get(sid.lo, sid.hi) !== todayDay) {
             this.written.stacks.set(sid.lo, sid.hi, todayDay);
             newStacks++;
@@ -787,7 +800,19 @@ export class RowBuilder {
       }
     }
     const ts = this.checkedTime(input.timeMs ?? (startMs > 0 ? startMs : now), now);
-    return this.finish(
+    // Stacks counted but not defined here: known if this worker wrote them today or the process knows them.
+    const definedHere = defined.size;
+    const unknown: number[] = [];
+    for (let i = 0; i < stacks.size; i++) {
+      const lo = stacks.key(i, 0) >>> 0;
+      const hi = stacks.key(i, 1) >>> 0;
+      defined.index(lo, hi, 0, 0);
+      if (!defined.added) continue;
+      if (this.written.stacks.get(lo, hi) === todayDay || this.known?.has(lo, hi, todayDay)) continue;
+      unknown.push(lo, hi);
+    }
+    const definedStacks = new Uint32Array(2 * definedHere);
+    const rowsOut = this.finish(
       out,
       rows,
       {
@@ -802,6 +827,12 @@ export class RowBuilder {
       },
       input,
     );
+    // The S records' stacks are the first entries of `defined`; the rest were added above.
+    for (let i = 0; i < definedHere; i++) {
+      definedStacks[2 * i] = defined.key(i, 0) >>> 0;
+      definedStacks[2 * i + 1] = defined.key(i, 1) >>> 0;
+    }
+    return { ...rowsOut, definedStacks, unknownStacks: Uint32Array.from(unknown) };
   }
 
   /** Stored to the second (kiln_samples.ts is a DateTime), within the retention window. */
@@ -855,6 +886,8 @@ export class RowBuilder {
       dataRows: rows.size + 1,
       dict,
       dictRows,
+      definedStacks: NO_IDS,
+      unknownStacks: NO_IDS,
       response: {
         service: p.service,
         labels: input.series,

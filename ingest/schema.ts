@@ -492,6 +492,11 @@ export function storedKeysSql(ctx: SchemaContext): string {
   return `SELECT toString(key) FROM ${tableNames(ctx).keys} WHERE key IN {keys:Array(UInt128)}`;
 }
 
+/** Which of these stacks are stored (a native push may count stacks it defined on an earlier day... or to another replica). */
+export function storedStacksSql(ctx: SchemaContext): string {
+  return `SELECT DISTINCT toString(stack_hash) FROM ${tableNames(ctx).stacks} WHERE stack_hash IN {ids:Array(UInt64)}`;
+}
+
 export interface Migration {
   version: number;
   description: string;

@@ -17,6 +17,7 @@ import { authFor } from './edge/auth.js';
 import { errorHandler, notFound } from './edge/errors.js';
 import { ingestRoutes } from './edge/ingest-routes.js';
 import { queryRoutes } from './edge/query-routes.js';
+import { KnownStacks } from './known.js';
 import { IngestMetrics } from './metrics.js';
 import { Store } from './store.js';
 import { WorkerPool } from './workers.js';
@@ -59,10 +60,12 @@ export async function createServer(opts: ServeOptions = {}): Promise<KilnServer>
   } catch (e) {
     log(`kiln: store not ready yet (${e instanceof Error ? e.message : String(e)}); will retry on demand`);
   }
+  const known = new KnownStacks();
   const pool = new WorkerPool(opts.ingestWorkers ?? Math.max(1, availableParallelism()), {
     limits,
     retentionDays,
     faults: opts.faults,
+    known,
     log,
   });
   const committer = new Committer(store, {
@@ -74,10 +77,36 @@ export async function createServer(opts: ServeOptions = {}): Promise<KilnServer>
     log,
     onDictDropped: () => pool.bumpGeneration(),
     generation: () => pool.currentGeneration,
+    known,
   });
-  if (ready) {
+  try {
+    await committer.open();
+  } catch (e) {
+    await pool.close();
+    await store.close();
+    throw e;
+  }
+  let closed = false;
+  const recover = async (): Promise<void> => {
     const n = await committer.recover();
     if (n > 0) log(`kiln: completed ${n} batch(es) an earlier run left in the ingest log`);
+  };
+  if (ready) await recover();
+  else {
+    // The store was down at start-up: store what the last run left once it is back.
+    void (async () => {
+      for (let attempt = 0; !closed; attempt++) {
+        await new Promise((r) => setTimeout(r, Math.min(30_000, 500 * 2 ** Math.min(attempt, 6))).unref());
+        if (closed) return;
+        try {
+          await store.ready();
+          await recover();
+          return;
+        } catch {
+          // still down
+        }
+      }
+    })();
   }
   const metrics = new IngestMetrics(committer, pool);
 
@@ -123,6 +152,7 @@ export async function createServer(opts: ServeOptions = {}): Promise<KilnServer>
     metrics,
     flush: () => committer.flush(),
     async close() {
+      closed = true;
       await committer.close();
       await pool.close();
       await store.close();

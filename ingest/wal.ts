@@ -27,7 +27,7 @@
  */
 
 import { existsSync } from 'node:fs';
-import { mkdir, open, readFile, readdir, rm, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readFile, readdir, rm, writeFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { DICT_TABLES, type DictTable } from './rows.js';
@@ -230,9 +230,40 @@ export class IngestLog {
     await rm(s.path, { force: true });
   }
 
+  /**
+   * Takes the directory for this process: a second process (or a second
+   * service in this one) storing and removing another's live segments could
+   * leave acknowledged pushes only in a deleted file. A lock whose process is
+   * gone (kill -9) is taken over.
+   */
+  async lock(): Promise<void> {
+    await mkdir(this.dir, { recursive: true });
+    this.made = true;
+    const path = join(this.dir, 'lock');
+    const mine = `${process.pid} ${this.prefix}`;
+    for (let attempt = 0; attempt < 2; attempt++) {
+      try {
+        await writeFile(path, mine, { flag: 'wx' });
+        this.locked = path;
+        return;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      }
+      const holder = Number((await readFile(path, 'utf8').catch(() => '')).split(' ')[0]);
+      if (Number.isInteger(holder) && holder > 0 && alive(holder)) {
+        throw new Error(`the ingest log ${this.dir} is in use by process ${holder}${holder === process.pid ? ' (another service in this one)' : ''}; give each process its own --ingest-log`);
+      }
+      await rm(path, { force: true });
+    }
+    throw new Error(`cannot take the ingest log ${this.dir}`);
+  }
+
+  private locked: string | undefined;
+
   /** Segments an earlier run left, oldest first, with the records that were whole on disk. */
   async leftovers(): Promise<Segment[]> {
-    const names = existsSync(this.dir) ? (await readdir(this.dir)).filter((n) => n.endsWith('.log')).sort() : [];
+    // This process's own segments are live, not left over.
+    const names = existsSync(this.dir) ? (await readdir(this.dir)).filter((n) => n.endsWith('.log') && !n.startsWith(this.prefix)).sort() : [];
     const out: Segment[] = [];
     for (const name of names) {
       const path = join(this.dir, name);
@@ -253,6 +284,17 @@ export class IngestLog {
   async close(): Promise<void> {
     await this.current?.settled();
     await this.current?.file?.close().catch(() => {});
+    if (this.locked) await rm(this.locked, { force: true });
+    this.locked = undefined;
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

@@ -15,6 +15,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import { gunzipSync } from 'node:zlib';
+import { KnownStacks } from './known.js';
 import { HttpError, type Limits } from './limits.js';
 import { parseFolded } from './pyroscope.js';
 import { readPprof } from './pprof-read.js';
@@ -27,6 +28,8 @@ export interface WorkerConfig {
   faults: Faults;
   /** Int32Array over a SharedArrayBuffer: [0] is the dictionary generation. */
   generation: SharedArrayBuffer;
+  /** KnownStacks' buffer (known.ts): stacks the event loop knows are stored or logged. */
+  known: SharedArrayBuffer;
 }
 
 export interface Task {
@@ -55,6 +58,9 @@ export interface Built {
   key: string;
   /** The dictionary generation these rows were built under. */
   generation: number;
+  /** Native form: stacks this push defines, and ones it counts that this worker does not know ([lo, hi, ...]). */
+  definedStacks: Uint32Array;
+  unknownStacks: Uint32Array;
   response: import('./api.js').IngestResponse;
 }
 
@@ -170,7 +176,19 @@ export function runTask(builder: RowBuilder, task: Task, limits: Limits, generat
 function built(id: number, rows: Rows, key: string, generation: number): Built {
   const dict = {} as Record<DictTable, Uint8Array>;
   for (const t of DICT_TABLES) dict[t] = enc.encode(rows.dict[t]);
-  return { id, ok: true, data: rows.data, dataRows: rows.dataRows, dict, dictRows: rows.dictRows, key, generation, response: rows.response };
+  return {
+    id,
+    ok: true,
+    data: rows.data,
+    dataRows: rows.dataRows,
+    dict,
+    dictRows: rows.dictRows,
+    key,
+    generation,
+    definedStacks: rows.definedStacks,
+    unknownStacks: rows.unknownStacks,
+    response: rows.response,
+  };
 }
 
 /** This thread's CPU time (user + system), ms: /proc/thread-self is the calling thread's /proc entry. */
@@ -187,7 +205,7 @@ export function threadCpuMs(): number {
 
 if (parentPort && workerData && (workerData as { kilnIngestWorker?: boolean }).kilnIngestWorker) {
   const config = (workerData as { config: WorkerConfig }).config;
-  const builder = new RowBuilder(config.limits, config.retentionDays, config.faults);
+  const builder = new RowBuilder(config.limits, config.retentionDays, config.faults, 1, new KnownStacks(config.known));
   const gen = new Int32Array(config.generation);
   let seen = Atomics.load(gen, 0);
   const port = parentPort;

@@ -8,6 +8,7 @@
 import { Worker } from 'node:worker_threads';
 import type { Built, StatsRequest, Task, TaskResult, WorkerConfig } from './worker.js';
 import { HttpError } from './limits.js';
+import type { KnownStacks } from './known.js';
 import type { Faults } from './rows.js';
 import type { Limits } from './limits.js';
 
@@ -29,13 +30,14 @@ export class WorkerPool {
 
   constructor(
     size: number,
-    opts: { limits: Limits; retentionDays: number; faults?: Faults; log: (m: string) => void },
+    opts: { limits: Limits; retentionDays: number; faults?: Faults; known: KnownStacks; log: (m: string) => void },
   ) {
     const config: WorkerConfig = {
       limits: opts.limits,
       retentionDays: opts.retentionDays,
       faults: opts.faults ?? {},
       generation: this.generation.buffer as SharedArrayBuffer,
+      known: opts.known.buffer,
     };
     for (let i = 0; i < Math.max(1, size); i++) {
       const slot: Slot = { worker: undefined as unknown as Worker, queued: 0, pending: new Map(), stats: [] };

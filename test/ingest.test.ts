@@ -239,6 +239,30 @@ describe.each(backends)('kiln serve on $name', (backend) => {
       expect(second.body.root).toEqual(viaPprof.body.root);
     });
 
+    it('refuses (409) a native push that counts stacks it never defined, and takes it once they are sent', async () => {
+      // Stacks of their own (ids are global): names no other test uses.
+      const own: Profile = {
+        ...threads,
+        samples: threads.samples.map((x) => ({ ...x, frames: x.frames.map((f) => ({ ...f, name: `${f.name}_409` })) })),
+      };
+      const enc = new NativeEncoder();
+      const withDefinitions = enc.encode(own);
+      const idsOnly = enc.encode(own);
+      expect(idsOnly).not.toMatch(/^S\t/m);
+      const headers = { 'content-type': NATIVE_CONTENT_TYPE };
+      const refused = await post<ApiError>(`/api/v1/profiles?service=native-409&host=h&time=${T1}`, idsOnly, headers);
+      expect(refused.status).toBe(409);
+      expect(refused.body.error).toBe('unknown stacks');
+      expect((await get<FlamegraphResponse>(`/api/v1/flamegraph?service=native-409&${window(T1)}`)).body.total).toBe(0);
+      const first = await post<IngestResponse>(`/api/v1/profiles?service=native-409&host=h&time=${T1}`, withDefinitions, headers);
+      expect(first.status).toBe(200);
+      const then = await post<IngestResponse>(`/api/v1/profiles?service=native-409&host=h&time=${T1 + 10_000}`, idsOnly, headers);
+      expect(then.status, JSON.stringify(then.body)).toBe(200);
+      const f = await get<FlamegraphResponse>(`/api/v1/flamegraph?service=native-409&${window(T1)}`);
+      expect(f.body.total).toBe(2 * total(own));
+      expect(JSON.stringify(f.body.root)).not.toContain('[unknown');
+    });
+
     it('keeps every fixture in test/fixtures/ingest intact through a round trip', async () => {
       const files = readdirSync(FIXTURES).filter((n) => n.endsWith('.pb.gz'));
       expect(files.length).toBeGreaterThanOrEqual(3);
@@ -769,7 +793,10 @@ describe.each(backends)('kiln serve on $name', (backend) => {
 
   describe('more than one process, auth on reads, schema', () => {
     it('a second process on the same store sees the data, with reads behind a token', async () => {
-      const second = await serve({ ...options, port: 0, readToken: READ });
+      // Each process has an ingest log of its own: the first one's is taken.
+      await expect(serve({ ...options, port: 0, readToken: READ, walDir: h.kiln.committer.log.dir })).rejects.toThrow(/ingest log .* is in use/);
+      const walDir = mkdtempSync(join(tmpdir(), 'kiln-log-'));
+      const second = await serve({ ...options, port: 0, readToken: READ, walDir });
       try {
         const denied = await fetch(`${second.url}/api/v1/flamegraph?service=shop`);
         expect(denied.status).toBe(401);
@@ -786,6 +813,7 @@ describe.each(backends)('kiln serve on $name', (backend) => {
         expect(readerWrites.status).toBe(401);
       } finally {
         await second.close();
+        rmSync(walDir, { recursive: true, force: true });
       }
       await expectIntact();
     });
@@ -799,7 +827,9 @@ describe.each(backends)('kiln serve on $name', (backend) => {
         return String(rows[0]?.[0] ?? '');
       };
       expect(await ttlOf()).toContain('toIntervalDay(30)');
-      const again = await serve({ ...options, port: 0, retentionDays: 7 });
+      // Other services on this store, each with an ingest log of its own.
+      const walDir = mkdtempSync(join(tmpdir(), 'kiln-log-'));
+      const again = await serve({ ...options, port: 0, retentionDays: 7, walDir });
       try {
         expect(await ttlOf()).toContain('toIntervalDay(7)');
         const r = await fetch(`${again.url}/api/v1/flamegraph?service=shop`);
@@ -807,8 +837,9 @@ describe.each(backends)('kiln serve on $name', (backend) => {
       } finally {
         await again.close();
       }
-      const back = await serve({ ...options, port: 0, retentionDays: 30 });
+      const back = await serve({ ...options, port: 0, retentionDays: 30, walDir });
       await back.close();
+      rmSync(walDir, { recursive: true, force: true });
       expect(await ttlOf()).toContain('toIntervalDay(30)');
       await expectIntact();
     });
