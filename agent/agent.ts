@@ -1,17 +1,27 @@
 /**
  * The fleet agent: follows every Python process on the host, and each upload
- * period writes one pprof per process to the on-disk queue, which a single
+ * period writes one profile per process to the on-disk queue, which a single
  * uploader drains to ingest, oldest first, with backoff when ingest is down.
  * Its own CPU is measured every period and the sampling frequency is lowered
  * while it is over budget.
+ *
+ * Profiles go in Kiln's native form (profile/native.ts): ids and counts,
+ * plus the definitions ingest has not had from this agent today, which is
+ * what lets one ingest process take a fleet's profiles (ingest/README.md).
+ * If ingest answers that it lacks definitions (409: it lost its store, or
+ * another replica had them), the profile is sent again with them; if ingest
+ * does not take the native form (an older version), the agent goes over to
+ * pprof. --upload-format pprof sends pprof throughout.
  */
 import { createServer, type Server } from 'node:http';
 import { hostname } from 'node:os';
+import { gzipSync } from 'node:zlib';
 import type { AddressInfo } from 'node:net';
 import { STAT_NAMES } from '../bpf/abi.js';
 import { encodePprof, PprofDictionary } from '../profile/pprof.js';
 import { startTime } from '../unwinder/proc.js';
-import { totalSamples } from '../profile/profile.js';
+import { NATIVE_CONTENT_TYPE, NATIVE_MAGIC, NativeEncoder, decodeNative } from '../profile/native.js';
+import { totalSamples, type Profile } from '../profile/profile.js';
 import { Recorder, type ProcessProfile } from '../unwinder/recorder.js';
 import { identify, type ProcessIdentity } from './identity.js';
 import { post } from './http-post.js';
@@ -33,6 +43,8 @@ export interface AgentOptions {
   /** the agent's own CPU (user + system) as a share of one core it may use */
   cpuBudget: number;
   host: string;
+  /** native (Kiln's own form, the default) or pprof */
+  uploadFormat: 'native' | 'pprof';
   log: (message: string) => void;
 }
 
@@ -45,6 +57,7 @@ export const AGENT_DEFAULTS = {
   metricsPort: 9464,
   cpuBudget: 0.02,
   host: hostname(),
+  uploadFormat: 'native',
 } as const;
 
 const MIN_FREQUENCY = 9;
@@ -52,6 +65,8 @@ const DRAIN_INTERVAL_MS = 5000;
 /** locations a process's dictionary may hold before it starts over */
 const MAX_DICTIONARY_LOCATIONS = 200_000;
 const UPLOAD_TIMEOUT_MS = 15_000;
+/** Native bodies bigger than this (the first of a day, with definitions) are gzipped on the way. */
+const GZIP_NATIVE_OVER = 64 * 1024;
 const BACKOFF_MIN_MS = 500;
 const BACKOFF_MAX_MS = 30_000;
 
@@ -62,6 +77,10 @@ export class Agent {
   private readonly identities = new Map<string, ProcessIdentity>();
   /** per process (pid:starttime): function and location ids kept across its profiles */
   private readonly dictionaries = new Map<string, PprofDictionary>();
+  /** what ingest has had from this agent today (one receiver) */
+  private readonly native = new NativeEncoder();
+  /** ingest did not take the native form: pprof from then on */
+  private pprofOnly = false;
   private periodTimer: NodeJS.Timeout | undefined;
   private metricsServer: Server | undefined;
   private uploading: Promise<void> | undefined;
@@ -125,6 +144,7 @@ export class Agent {
     m.define('kiln_agent_bpf_runs_total', 'counter', 'Times the BPF sampler ran (needs kernel.bpf_stats_enabled=1)');
     m.define('kiln_agent_uploads_total', 'counter', 'Profiles ingest accepted');
     m.define('kiln_agent_upload_failures_total', 'counter', 'Upload attempts that failed, by reason');
+    m.define('kiln_agent_definitions_resent_total', 'counter', 'Native profiles sent again with their definitions because ingest lacked them (409)');
     m.define('kiln_agent_upload_rejected_total', 'counter', 'Profiles ingest refused as bad input (dropped, not retried)');
     m.define('kiln_agent_upload_latency_seconds_sum', 'counter', 'Total time of accepted uploads');
     m.define('kiln_agent_upload_latency_seconds_last', 'gauge', 'Time of the last accepted upload');
@@ -190,7 +210,7 @@ export class Agent {
       if (id.containerId) params.container_id = id.containerId;
       let dictionary = this.dictionaries.get(key);
       if (!dictionary || dictionary.size > MAX_DICTIONARY_LOCATIONS) this.dictionaries.set(key, (dictionary = new PprofDictionary()));
-      this.queue.push(params, await encodePprof(part.profile, { dictionary, level: 1 }));
+      this.queue.push(params, await this.encode(part.profile, dictionary));
       this.metrics.add('kiln_agent_samples_total', samples);
       this.metrics.add('kiln_agent_stacks_total', part.profile.samples.length);
       this.metrics.add('kiln_agent_profiles_total', 1);
@@ -199,6 +219,11 @@ export class Agent {
     for (const key of this.dictionaries.keys()) if (!live.has(key)) this.dictionaries.delete(key);
     this.metrics.set('kiln_agent_processes_followed', this.recorder.followedPids().length);
     this.updateQueueMetrics();
+  }
+
+  private async encode(profile: Profile, dictionary: PprofDictionary): Promise<Buffer> {
+    if (this.options.uploadFormat === 'native' && !this.pprofOnly) return Buffer.from(this.native.encode(profile));
+    return encodePprof(profile, { dictionary, level: 1 });
   }
 
   private updateQueueMetrics(): void {
@@ -253,7 +278,7 @@ export class Agent {
 
   private async drainQueue(): Promise<void> {
     for (let item = this.queue.oldest(); item && !this.stopped; item = this.queue.oldest()) {
-      const outcome = await this.upload(item.params, item.body, `${this.options.host}/${item.id}`);
+      const outcome = await this.send(item.params, item.body, `${this.options.host}/${item.id}`);
       if (outcome === 'retry') {
         this.backoffMs = Math.min(BACKOFF_MAX_MS, Math.max(BACKOFF_MIN_MS, this.backoffMs * 2));
         const wait = this.backoffMs * (0.5 + Math.random() / 2);
@@ -270,10 +295,52 @@ export class Agent {
     this.updateQueueMetrics();
   }
 
+  /**
+   * One queued profile to ingest. A native body whose definitions ingest
+   * lacks is sent again with them; one ingest does not take at all goes as
+   * pprof, and so does everything after it.
+   */
+  private async send(params: Record<string, string>, queued: Buffer, key: string): Promise<'done' | 'retry'> {
+    let body = queued;
+    for (let attempt = 0; attempt < 3; attempt++) {
+      if (isNative(body) && this.pprofOnly) {
+        const whole = this.native.expand(body.toString());
+        if (whole === undefined) return this.lost(params, 'the definitions it needs for pprof are no longer at hand');
+        body = await encodePprof(decodeNative(whole), { level: 1 });
+      }
+      const outcome = await this.upload(params, body, key);
+      if (outcome === 'done' || outcome === 'retry') return outcome;
+      if (outcome === 'not-native') {
+        this.options.log('ingest does not take the native form (an older version?): sending pprof from now on');
+        this.pprofOnly = true;
+        continue;
+      }
+      // 409: ingest lacks definitions this agent sent it before. Everything goes again, this one now.
+      this.metrics.add('kiln_agent_definitions_resent_total', 1);
+      this.native.forget();
+      const whole = this.native.expand(body.toString());
+      if (whole === undefined) return this.lost(params, 'ingest lacks its definitions and they are no longer at hand');
+      body = Buffer.from(whole);
+    }
+    return this.lost(params, 'ingest kept refusing it');
+  }
+
+  private lost(params: Record<string, string>, why: string): 'done' {
+    this.options.log(`a profile of ${params.service} (pid ${params.pid}) cannot be sent: ${why}`);
+    this.metrics.add('kiln_agent_upload_rejected_total', 1);
+    return 'done';
+  }
+
   /** `key` stays the same across retries of one queued profile, so ingest stores it once however often it is sent. */
-  private async upload(params: Record<string, string>, body: Buffer, key: string): Promise<'done' | 'retry'> {
+  private async upload(params: Record<string, string>, payload: Buffer, key: string): Promise<'done' | 'retry' | 'resend' | 'not-native'> {
     const url = `${this.options.server.replace(/\/$/, '')}/api/v1/profiles?${new URLSearchParams(params)}`;
-    const headers: Record<string, string> = { 'content-type': 'application/octet-stream', 'idempotency-key': key };
+    const native = isNative(payload);
+    const headers: Record<string, string> = { 'content-type': native ? NATIVE_CONTENT_TYPE : 'application/octet-stream', 'idempotency-key': key };
+    let body = payload;
+    if (native && body.length > GZIP_NATIVE_OVER) {
+      body = gzipSync(body, { level: 1 });
+      headers['content-encoding'] = 'gzip';
+    }
     if (this.options.token) headers.authorization = `Bearer ${this.options.token}`;
     const t0 = process.hrtime.bigint();
     let status: number;
@@ -281,6 +348,8 @@ export class Agent {
       const res = await post(url, body, headers, UPLOAD_TIMEOUT_MS);
       status = res.status;
       const text = res.text;
+      if (native && status === 409) return 'resend';
+      if (native && (status === 415 || (status === 400 && text.includes('malformed pprof')))) return 'not-native';
       if (status >= 400 && status < 500 && status !== 408 && status !== 429) {
         // the profile itself is refused: sending it again would fail again
         this.options.log(`ingest refused a profile of ${params.service} (pid ${params.pid}): ${status} ${text.slice(0, 200)}`);
@@ -320,4 +389,11 @@ export class Agent {
     this.stopped = true;
     await new Promise<void>((resolve) => (this.metricsServer ? this.metricsServer.close(() => resolve()) : resolve()));
   }
+}
+
+const MAGIC = Buffer.from(NATIVE_MAGIC);
+
+/** A queued body in the native form (it starts with its magic line); pprof is gzipped. */
+function isNative(body: Buffer): boolean {
+  return body.length >= MAGIC.length && MAGIC.equals(body.subarray(0, MAGIC.length));
 }

@@ -15,7 +15,8 @@ export const AGENT_USAGE = `kiln agent --server URL [options]
   --queue-max-mb N      queue bound; past it the oldest profiles are dropped and counted (default 256)
   --cpu-budget PCT      the agent's own CPU, percent of one core (default ${AGENT_DEFAULTS.cpuBudget * 100})
   --metrics-port PORT   Prometheus /metrics (default ${AGENT_DEFAULTS.metricsPort}; --metrics-port=-1 for none)
-  --host NAME           host label (default the hostname)`;
+  --host NAME           host label (default the hostname)
+  --upload-format F     native (Kiln's own form: ids, and definitions once a day; default) or pprof`;
 
 export function agentOptionsFromArgv(argv: string[], log: (m: string) => void): AgentOptions {
   const { values } = parseArgs({
@@ -31,6 +32,7 @@ export function agentOptionsFromArgv(argv: string[], log: (m: string) => void): 
       'cpu-budget': { type: 'string', default: String(AGENT_DEFAULTS.cpuBudget * 100) },
       'metrics-port': { type: 'string', default: String(AGENT_DEFAULTS.metricsPort) },
       host: { type: 'string', default: AGENT_DEFAULTS.host },
+      'upload-format': { type: 'string', default: AGENT_DEFAULTS.uploadFormat },
     },
     strict: true,
   });
@@ -42,6 +44,8 @@ export function agentOptionsFromArgv(argv: string[], log: (m: string) => void): 
   }
   const budget = Number(values['cpu-budget']);
   if (!(budget > 0 && budget <= 100)) throw new UsageError('--cpu-budget is a percentage of one core, above 0 and at most 100');
+  const uploadFormat = values['upload-format'];
+  if (uploadFormat !== 'native' && uploadFormat !== 'pprof') throw new UsageError('--upload-format is native or pprof');
   const metricsPort = Number(values['metrics-port']);
   if (!Number.isInteger(metricsPort) || metricsPort < -1 || metricsPort > 65535) throw new UsageError('--metrics-port must be a port, 0, or -1');
   return {
@@ -55,6 +59,7 @@ export function agentOptionsFromArgv(argv: string[], log: (m: string) => void): 
     metricsPort,
     cpuBudget: budget / 100,
     host: values.host!,
+    uploadFormat,
     log,
   };
 }

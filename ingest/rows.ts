@@ -25,7 +25,7 @@ import { Fnv64, dec64 } from '../profile/hash.js';
 import { functionIdOf, labelsIdOf, sortedLabels } from '../profile/ids.js';
 import { HttpError, checkLabel, type Limits } from './limits.js';
 import type { PprofView } from './pprof-read.js';
-import { NATIVE_MAGIC } from '../profile/native.js';
+import { NATIVE_MAGIC, unescapeField } from '../profile/native.js';
 import type { KnownStacks } from './known.js';
 import { RowWriter } from './rowbinary.js';
 import { tsvEscape, tsvMap } from './tsv.js';
@@ -1005,22 +1005,6 @@ function isDigits(s: string): boolean {
     if (c < 48 || c > 57) return false;
   }
   return true;
-}
-
-const UNESCAPES: Record<string, string> = { t: '\t', n: '\n', r: '\r', '0': '\0', '\\': '\\' };
-
-/** TabSeparated unescaping, one pass. */
-export function unescapeField(s: string): string {
-  if (!s.includes('\\')) return s;
-  let out = '';
-  for (let i = 0; i < s.length; i++) {
-    const c = s[i]!;
-    if (c === '\\' && i + 1 < s.length) {
-      const next = s[++i]!;
-      out += UNESCAPES[next] ?? next;
-    } else out += c;
-  }
-  return out;
 }
 
 function isAscii(buf: Uint8Array, a: number, b: number): boolean {

@@ -5,11 +5,16 @@
  * killed with SIGKILL, with nothing lost and nothing sent twice.
  */
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { readFileSync, readdirSync } from 'node:fs';
+import { readFileSync, readdirSync, rmSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import type { ServicesResponse, TimelineResponse, TopResponse } from '../ingest/api.js';
+import { gunzipSync } from 'node:zlib';
+import type { FlamegraphResponse, ServicesResponse, TimelineResponse, TopResponse } from '../ingest/api.js';
 import { startDaemon, startServe, startWorkload, tempDir, type Workload } from '../kit/harness.js';
 import { hostPython, pythonFor } from '../kit/pythons.js';
+import { NATIVE_CONTENT_TYPE, decodeNative } from '../profile/native.js';
+import { encodePprof } from '../profile/pprof.js';
 
 function startAgent(url: string, queue: string) {
   // a generous CPU budget: this test is about the pipeline, and CI machines are shared
@@ -23,6 +28,71 @@ async function get<T>(url: string): Promise<T> {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Between the agent and ingest A: forwards every push to A, and when A takes
+ * a native one, sends the same profile as pprof to ingest B. The pprof is
+ * decoded from the native bodies with the definitions every earlier body
+ * carried, as a receiver that kept them would. In "older" mode it answers a
+ * native push as a Kiln without the native form did (the body read as pprof).
+ * `seen` counts the pushes of `service` (the agent sends every Python process
+ * on the machine).
+ */
+function startProxy(a: () => string, b: string, service: string) {
+  const definitions = new Map<string, string>();
+  /** Pushes A took: native ones, native ones counting stacks defined only in earlier bodies, pprof ones. */
+  const seen = { native: 0, nativeLeaningOnEarlier: 0, pprof: 0 };
+  let older = false;
+  const server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', async () => {
+      const raw = Buffer.concat(chunks);
+      const native = String(req.headers['content-type']).startsWith(NATIVE_CONTENT_TYPE);
+      const mine = new URL(req.url!, 'http://x').searchParams.get('service') === service;
+      if (native && older) {
+        res.writeHead(400, { 'content-type': 'application/json' }).end('{"error":"malformed pprof","detail":"pprof: wire type 7 at offset 0"}');
+        return;
+      }
+      const headers: Record<string, string> = { 'content-type': String(req.headers['content-type']), 'idempotency-key': String(req.headers['idempotency-key']) };
+      if (req.headers['content-encoding']) headers['content-encoding'] = String(req.headers['content-encoding']);
+      let answer: Response;
+      try {
+        answer = await fetch(`${a()}${req.url}`, { method: 'POST', body: raw, headers });
+      } catch {
+        res.writeHead(502).end('{"error":"ingest unreachable"}');
+        return;
+      }
+      const text = await answer.text();
+      if (answer.status === 200) {
+        let pprof = raw;
+        if (native) {
+          const body = (req.headers['content-encoding'] === 'gzip' ? gunzipSync(raw) : raw).toString();
+          const lines = body.split('\n');
+          const defining = lines.filter((l) => /^[FLS]\t/.test(l));
+          for (const l of defining) definitions.set(l.slice(0, l.indexOf('\t', 2)), l);
+          const definedHere = new Set(defining.filter((l) => l[0] === 'S').map((l) => l.split('\t')[1]));
+          if (mine) seen.native++;
+          if (mine && lines.some((l) => l[0] === 'C' && !definedHere.has(l.split('\t')[1]))) seen.nativeLeaningOnEarlier++;
+          pprof = await encodePprof(decodeNative([...lines.slice(0, 2), ...definitions.values(), ...lines.slice(2)].join('\n')));
+        } else if (mine) seen.pprof++;
+        const toB = await fetch(`${b}${req.url}`, { method: 'POST', body: pprof, headers: { 'idempotency-key': headers['idempotency-key']! } });
+        if (toB.status !== 200) throw new Error(`B refused a profile: ${toB.status} ${await toB.text()}`);
+      }
+      res.writeHead(answer.status, { 'content-type': 'application/json' }).end(text);
+    });
+  });
+  return new Promise<{ url: string; seen: typeof seen; older(on: boolean): void; stop(): Promise<void> }>((resolve) =>
+    server.listen(0, '127.0.0.1', () =>
+      resolve({
+        url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+        seen,
+        older: (on) => (older = on),
+        stop: () => new Promise<void>((r) => server.close(() => r())),
+      }),
+    ),
+  );
+}
 
 describe('kiln agent with kiln serve', () => {
   const tmp = tempDir();
@@ -66,6 +136,65 @@ describe('kiln agent with kiln serve', () => {
     expect(byName.get('pid')).toEqual([String(chrooted.pid)]);
     expect(byName.get('host')?.length).toBe(1);
   }, 180_000);
+
+  it('stores the same flame graph from native uploads as from pprof, and keeps every profile when ingest lost its store or takes pprof only', async () => {
+    const service = 'svc-native';
+    const dataA = `${tmp.dir}/native-a`;
+    let a = await startServe(dataA);
+    stops.push(() => a.stop());
+    const portA = Number(new URL(a.url).port);
+    const b = await startServe(`${tmp.dir}/native-b`);
+    stops.push(() => b.stop());
+    const proxy = await startProxy(() => a.url, b.url, service);
+    stops.push(() => proxy.stop());
+    const w = await startWorkload(hostPython(), 'shares.py', ['120'], { KILN_SERVICE: service });
+    stops.push(() => w.stop());
+    const agent = await startAgent(proxy.url, `${tmp.dir}/queue-native`);
+    stops.push(() => agent.stop());
+
+    const profilesIn = async (url: string) => (await get<ServicesResponse>(`${url}/api/v1/services?from=now-1h`)).services.find((x) => x.name === service);
+    const until = async (cond: () => Promise<boolean>, what: string) => {
+      for (let i = 0; i < 60; i++) {
+        if (await cond()) return;
+        await sleep(1000);
+      }
+      throw new Error(`waited 60 s for ${what}`);
+    };
+    /** A's flame graph over every profile it holds, and B's over the same time. */
+    const sameGraph = async () => {
+      const info = (await profilesIn(a.url))!;
+      const range = `service=${service}&from=${info.firstSeen}&to=${info.lastSeen + 1000}`;
+      const [fa, fb] = await Promise.all([a.url, b.url].map((u) => get<FlamegraphResponse>(`${u}/api/v1/flamegraph?${range}`)));
+      expect(fa!.total).toBeGreaterThan(0);
+      expect(fa!.root).toEqual(fb!.root);
+      expect(JSON.stringify(fa!.root)).not.toContain('[unknown');
+      return info.profiles;
+    };
+
+    // 1. Native uploads: the first of the day with definitions, then ids and counts, with definitions only of stacks new since.
+    await until(async () => proxy.seen.nativeLeaningOnEarlier >= 2, `two native pushes counting stacks defined earlier (${JSON.stringify(proxy.seen)})`);
+    expect(await sameGraph()).toBeGreaterThanOrEqual(3);
+    expect(proxy.seen.pprof).toBe(0);
+    const top = await get<TopResponse>(`${a.url}/api/v1/top?service=${service}&from=now-1h&sort=self&limit=3`);
+    expect(top.functions[0]!.name).toBe('a');
+
+    // 2. A loses its store: the agent's next pushes count stacks A no longer has (409), and go again with them.
+    await a.stop();
+    rmSync(dataA, { recursive: true, force: true });
+    a = await startServe(dataA, portA);
+    await until(async () => ((await profilesIn(a.url))?.profiles ?? 0) >= 2, 'two profiles stored after the store was lost');
+    const metrics = await (await fetch(`http://127.0.0.1:${agent.match[1]}/metrics`)).text();
+    expect(Number(/^kiln_agent_definitions_resent_total (\d+)/m.exec(metrics)?.[1] ?? 0)).toBeGreaterThanOrEqual(1);
+    await sameGraph();
+
+    // 3. An older ingest that reads every body as pprof: the agent goes over to pprof.
+    const before = (await profilesIn(a.url))!.profiles;
+    proxy.older(true);
+    await until(async () => proxy.seen.pprof >= 2, 'two pprof pushes');
+    expect(agent.log()).toMatch(/sending pprof from now on/);
+    expect((await profilesIn(a.url))!.profiles).toBeGreaterThan(before);
+    await sameGraph();
+  }, 240_000);
 
   it('loses nothing while ingest is down for 30 s, sends nothing twice, and sends its queue after SIGKILL', async () => {
     const data = `${tmp.dir}/data2`;
