@@ -222,6 +222,14 @@ export class Committer {
   }
 
   /**
+   * A push built but not submitted (a request that carried it was refused as
+   * a whole): its dictionary rows are kept, as for a refused push.
+   */
+  discard(built: Built): void {
+    this.keepDict(built);
+  }
+
+  /**
    * A push is refused, but its dictionary rows are rows like any other and
    * its worker counts them as written: they go into the log (and are stored
    * with the next batch), so the workers need not forget everything.

@@ -19,7 +19,7 @@ export class IngestMetrics {
 
   /** Counts an error answer, by endpoint kind and error. */
   refused(e: HttpError, path: string): void {
-    const endpoint = path === '/ingest' || path === '/api/v1/profiles' ? 'ingest' : 'query';
+    const endpoint = path === '/ingest' || path === '/api/v1/profiles' || path.startsWith('/push.v1.') ? 'ingest' : 'query';
     const key = `${endpoint}\0${e.status}\0${e.error}`;
     this.refusals.set(key, (this.refusals.get(key) ?? 0) + 1);
   }

@@ -14,6 +14,7 @@ import { Committer } from './commit.js';
 import { limitsFrom, loadTokens, resolveUiDir, DEFAULTS, type ServeOptions } from './config.js';
 import { Resolver } from './dict.js';
 import { authFor } from './edge/auth.js';
+import { connectRoutes } from './edge/connect-routes.js';
 import { errorHandler, notFound } from './edge/errors.js';
 import { ingestRoutes } from './edge/ingest-routes.js';
 import { queryRoutes } from './edge/query-routes.js';
@@ -137,6 +138,19 @@ export async function createServer(opts: ServeOptions = {}): Promise<KilnServer>
   const resolver = new Resolver();
   const queryWaitMs = opts.queryWaitMs ?? 5_000;
   app.use('/api/v1', queryRoutes({ limits, auth, store, resolver, caughtUp: () => committer.visible(queryWaitMs) }));
+  app.use(
+    connectRoutes({
+      limits,
+      auth,
+      pool,
+      committer,
+      store,
+      resolver,
+      caughtUp: () => committer.visible(queryWaitMs),
+      refused: (e, path) => metrics.refused(e, path),
+      log,
+    }),
+  );
   app.use('/api', notFound);
 
   const uiDir = resolveUiDir(opts.uiDir);

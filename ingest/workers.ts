@@ -103,7 +103,8 @@ export class WorkerPool {
       // The body's bytes move to the worker; the request no longer needs them.
       const body = task.body;
       const whole = body.byteOffset === 0 && body.byteLength === body.buffer.byteLength && !(body.buffer instanceof SharedArrayBuffer);
-      const own = whole ? body : body.slice();
+      // Uint8Array's slice copies; a Buffer's (Buffer.slice) would be a view of the same memory.
+      const own = whole ? body : Uint8Array.prototype.slice.call(body);
       slot.worker.postMessage({ ...task, body: own, id } satisfies Task, [own.buffer as ArrayBuffer]);
     });
   }

@@ -9,7 +9,8 @@ import busboy from 'busboy';
 import type { Request } from 'express';
 import { HttpError } from '../limits.js';
 
-export async function readBody(req: Request, max: number): Promise<Buffer> {
+/** A request's body, at most `max` bytes; empty is refused unless allowed (an empty protobuf message is a valid Connect request). */
+export async function readBody(req: Request, max: number, opts: { allowEmpty?: boolean } = {}): Promise<Buffer> {
   const declared = Number(req.headers['content-length']);
   if (Number.isFinite(declared) && declared > max) {
     req.resume();
@@ -32,7 +33,7 @@ export async function readBody(req: Request, max: number): Promise<Buffer> {
     req.once('end', () => resolve());
     req.once('error', (e) => reject(new HttpError(400, 'bad request', `reading the body: ${e.message}`)));
   });
-  if (n === 0) throw new HttpError(400, 'empty body', 'the request has no profile in its body');
+  if (n === 0 && !opts.allowEmpty) throw new HttpError(400, 'empty body', 'the request has no profile in its body');
   return Buffer.concat(chunks, n);
 }
 

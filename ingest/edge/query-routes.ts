@@ -5,8 +5,6 @@
  * client only, never an insert lane.
  */
 
-import { promisify } from 'node:util';
-import { gzip } from 'node:zlib';
 import express, { type Request, type Response } from 'express';
 import type {
   DiffResponse,
@@ -23,13 +21,12 @@ import { HttpError, type Limits } from '../limits.js';
 import * as q from '../query.js';
 import type { Store } from '../store.js';
 import { parseRange } from '../time.js';
-import { buildCallTree, frameView, toDiff, toFlame, topFunctions, type FrameView, type StackValue } from '../tree.js';
+import { buildCallTree, frameView, toDiff, toFlame, topFunctions, type FlameResult, type FrameView, type StackValue } from '../tree.js';
 import { encodePprof } from '../../profile/pprof.js';
 import type { Frame, Profile } from '../../profile/profile.js';
 import type { Auth } from './auth.js';
+import { sendBytes } from './respond.js';
 import { RANGE_PARAMS, granularityOf, intParam, maxNodesOf, one, onlyParams, queryOf, selection } from './params.js';
-
-const gzipAsync = promisify(gzip);
 
 /** Pyroscope's default sampling rate, used when the stored profiles did not say. */
 const FALLBACK_PERIOD_NS = 10_000_000;
@@ -48,14 +45,7 @@ export interface QueryDeps {
 
 /** JSON, gzipped when the client takes gzip and the body is worth it. */
 export async function sendJson(req: Request, res: Response, body: unknown): Promise<void> {
-  const text = Buffer.from(JSON.stringify(body));
-  res.setHeader('Content-Type', 'application/json; charset=utf-8');
-  res.setHeader('Vary', 'Accept-Encoding');
-  const accepts = /\bgzip\b/i.test(String(req.headers['accept-encoding'] ?? '').slice(0, 200));
-  if (accepts && text.length > 1024) {
-    res.setHeader('Content-Encoding', 'gzip');
-    res.end(await gzipAsync(text, { level: 4 }));
-  } else res.end(text);
+  await sendBytes(req, res, 'application/json; charset=utf-8', Buffer.from(JSON.stringify(body)));
 }
 
 export function queryRoutes(deps: QueryDeps): express.Router {
@@ -92,9 +82,7 @@ export function queryRoutes(deps: QueryDeps): express.Router {
     const maxNodes = maxNodesOf(query, limits);
     const granularity = granularityOf(query);
     await store.ready();
-    const stacks = await q.stackValues(store, sel);
-    const view = await viewFor(store, resolver, stacks, granularity);
-    const tree = toFlame(buildCallTree(view, stacks), view, maxNodes);
+    const tree = await flameTree(store, resolver, sel, granularity, maxNodes);
     const body: FlamegraphResponse = {
       service: sel.service,
       ...sel.range,
@@ -216,6 +204,13 @@ export function queryRoutes(deps: QueryDeps): express.Router {
   });
 
   return api;
+}
+
+/** The flame tree of a selection: what /api/v1/flamegraph draws (and the Connect querier sends in Pyroscope's form). */
+export async function flameTree(store: Store, resolver: Resolver, sel: q.Selection, granularity: Granularity, maxNodes: number): Promise<FlameResult> {
+  const stacks = await q.stackValues(store, sel);
+  const view = await viewFor(store, resolver, stacks, granularity);
+  return toFlame(buildCallTree(view, stacks), view, maxNodes);
 }
 
 async function viewFor(store: Store, resolver: Resolver, stacks: StackValue[], granularity: Granularity): Promise<FrameView> {

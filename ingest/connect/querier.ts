@@ -1,0 +1,287 @@
+/**
+ * The part of Pyroscope's querier (querier.v1.QuerierService) that Grafana's
+ * Pyroscope data source calls, answered from Kiln's store with the same
+ * queries as the JSON API: a flame graph here is /api/v1/flamegraph's tree in
+ * Pyroscope's level form, a series /api/v1/timeline's buckets.
+ *
+ * Kiln keeps profiles per service, so `service_name` in a selector picks the
+ * service and every other matcher is a label filter. Selects that name no
+ * service are refused (invalid_argument) rather than guessed.
+ */
+
+import { create } from '@bufbuild/protobuf';
+import type { FlameNode, LabelFilter } from '../api.js';
+import type { Limits } from '../limits.js';
+import * as q from '../query.js';
+import type { Store } from '../store.js';
+import type { TimeRange } from '../time.js';
+import {
+  FlameGraphSchema,
+  LevelSchema,
+  ProfileFormat,
+  ProfileTypesResponseSchema,
+  SelectMergeStacktracesResponseSchema,
+  SelectSeriesResponseSchema,
+  type FlameGraph,
+  type ProfileTypesRequest,
+  type ProfileTypesResponse,
+  type SelectMergeStacktracesRequest,
+  type SelectMergeStacktracesResponse,
+  type SelectSeriesRequest,
+  type SelectSeriesResponse,
+} from './gen/querier/v1/querier_pb.js';
+import {
+  LabelNamesResponseSchema,
+  LabelPairSchema,
+  LabelValuesResponseSchema,
+  PointSchema,
+  ProfileTypeSchema,
+  SeriesSchema,
+  type LabelNamesRequest,
+  type LabelNamesResponse,
+  type LabelValuesRequest,
+  type LabelValuesResponse,
+  type Series,
+} from './gen/types/v1/types_pb.js';
+import { ConnectError } from './protocol.js';
+import { SERVICE_LABEL } from './push.js';
+
+/** Values a groupBy label is split into at most (each is one timeline query). */
+export const MAX_GROUP_VALUES = 50;
+
+/** Buckets a series may have; a finer step is widened to fit (Grafana picks steps from panel widths). */
+export const MAX_SERIES_POINTS = 10_000;
+
+export interface QuerierDeps {
+  limits: Limits;
+  store: Store;
+  /** The flame tree of a selection, as /api/v1/flamegraph builds it. */
+  flame(sel: q.Selection, maxNodes: number): Promise<FlameNode>;
+}
+
+/** The CPU profile type, the one every Kiln profile has until profile types are stored. */
+export const CPU_TYPE = {
+  id: 'process_cpu:cpu:nanoseconds:cpu:nanoseconds',
+  name: 'process_cpu',
+  sampleType: 'cpu',
+  sampleUnit: 'nanoseconds',
+  periodType: 'cpu',
+  periodUnit: 'nanoseconds',
+};
+
+/** A request's [start, end) in ms, checked; metadata calls (`clamp`) keep the latest part of an overlong range. */
+export function rangeOf(start: bigint, end: bigint, limits: Limits, clamp: boolean, now = Date.now()): TimeRange {
+  if (start === 0n && end === 0n) return { from: now - 3_600_000, to: now };
+  const max = BigInt(Number.MAX_SAFE_INTEGER);
+  if (start < 0n || end < 0n || start > max || end > max) throw new ConnectError('invalid_argument', 'start and end are Unix milliseconds');
+  const from = Number(start);
+  const to = Number(end === 0n ? BigInt(now) : end);
+  if (!(from < to)) throw new ConnectError('invalid_argument', `start (${from}) must be before end (${to})`);
+  if (to - from > limits.maxQueryRangeMs) {
+    if (clamp) return { from: to - limits.maxQueryRangeMs, to };
+    throw new ConnectError(
+      'invalid_argument',
+      `the range spans ${Math.round((to - from) / 3_600_000)} h, more than the ${Math.round(limits.maxQueryRangeMs / 3_600_000)} h limit`,
+    );
+  }
+  return { from, to };
+}
+
+export interface Selector {
+  /** The service the selector names (service_name="x", or the legacy app{...} form), if exactly one. */
+  service?: string;
+  filters: LabelFilter[];
+}
+
+/**
+ * A Pyroscope label selector ({service_name="x", host!="a"}): the service,
+ * and the other matchers as Kiln's label filters. Only = and != exist here.
+ */
+export function parseSelector(text: string, limits: Limits): Selector {
+  const { filters, service: legacy } = q.parseFilters([], text.trim() === '' ? undefined : text, limits);
+  const own = filters.filter((f) => f.name === SERVICE_LABEL);
+  const rest = filters.filter((f) => f.name !== SERVICE_LABEL);
+  const named = new Set<string>(legacy ? [legacy] : []);
+  for (const f of own) {
+    if (f.op !== '=') throw new ConnectError('invalid_argument', `${SERVICE_LABEL}!= is not supported: Kiln keeps profiles per service; name one with ${SERVICE_LABEL}="..."`);
+    for (const v of f.values) named.add(v);
+  }
+  if (named.size > 1) {
+    throw new ConnectError('invalid_argument', `the selector names ${named.size} services (${[...named].slice(0, 3).join(', ')}); Kiln answers for one service at a time`);
+  }
+  const [service] = named;
+  return service === undefined ? { filters: rest } : { service, filters: rest };
+}
+
+function requireService(s: Selector, what: string): string {
+  if (s.service === undefined) {
+    throw new ConnectError('invalid_argument', `${what} names no service: add ${SERVICE_LABEL}="..." to the label selector (Kiln keeps profiles per service)`);
+  }
+  return s.service;
+}
+
+/** Before profile types are stored, every profile is CPU: any other type has no data. */
+function checkType(id: string): void {
+  if (id !== '' && id !== CPU_TYPE.id) {
+    throw new ConnectError('not_found', `profile type ${JSON.stringify(id.slice(0, 200))} is not stored here; ProfileTypes lists the ones that are`);
+  }
+}
+
+export async function profileTypes(deps: QuerierDeps, req: ProfileTypesRequest): Promise<ProfileTypesResponse> {
+  const range = rangeOf(req.start, req.end, deps.limits, true);
+  const services = await q.services(deps.store, range);
+  const { id, ...rest } = CPU_TYPE;
+  return create(ProfileTypesResponseSchema, {
+    profileTypes: services.length > 0 ? [create(ProfileTypeSchema, { ID: id, ...rest })] : [],
+  });
+}
+
+/** The selectors of a LabelNames/LabelValues request (each matcher is one; none means all of the range). */
+function matchersOf(matchers: string[], limits: Limits): Selector[] {
+  if (matchers.length > limits.maxFilters) throw new ConnectError('invalid_argument', `more than ${limits.maxFilters} matchers, the limit`);
+  return matchers.map((m) => parseSelector(m, limits));
+}
+
+export async function labelNames(deps: QuerierDeps, req: LabelNamesRequest): Promise<LabelNamesResponse> {
+  const range = rangeOf(req.start, req.end, deps.limits, true);
+  const names = new Set<string>([SERVICE_LABEL]);
+  // Without a service there is nothing to list but the service label itself:
+  // Grafana's editor picks service_name first, then asks again with it.
+  for (const s of matchersOf(req.matchers, deps.limits)) {
+    if (s.service === undefined) continue;
+    const labels = await q.labels(deps.store, { service: s.service, range, filters: s.filters }, deps.limits.maxLabelValues);
+    for (const l of labels) names.add(l.name);
+  }
+  return create(LabelNamesResponseSchema, { names: [...names].sort() });
+}
+
+export async function labelValues(deps: QuerierDeps, req: LabelValuesRequest): Promise<LabelValuesResponse> {
+  const range = rangeOf(req.start, req.end, deps.limits, true);
+  const selectors = matchersOf(req.matchers, deps.limits);
+  const named = selectors.filter((s) => s.service !== undefined);
+  const values = new Set<string>();
+  if (req.name === SERVICE_LABEL) {
+    const all = (await q.services(deps.store, range)).map((s) => s.name);
+    const wanted = new Set(named.map((s) => s.service!));
+    for (const s of all) if (wanted.size === 0 || wanted.has(s)) values.add(s);
+  } else {
+    if (named.length === 0) {
+      throw new ConnectError('invalid_argument', `values of ${JSON.stringify(req.name.slice(0, 100))} need a service: add ${SERVICE_LABEL}="..." to the matchers`);
+    }
+    for (const s of named) {
+      const labels = await q.labels(deps.store, { service: s.service!, range, filters: s.filters }, deps.limits.maxLabelValues);
+      for (const v of labels.find((l) => l.name === req.name)?.values ?? []) values.add(v);
+    }
+  }
+  return create(LabelValuesResponseSchema, { names: [...values].sort() });
+}
+
+export async function selectMergeStacktraces(deps: QuerierDeps, req: SelectMergeStacktracesRequest): Promise<SelectMergeStacktracesResponse> {
+  checkType(req.profileTypeID);
+  if (req.format !== ProfileFormat.UNSPECIFIED && req.format !== ProfileFormat.FLAMEGRAPH) {
+    throw new ConnectError('unimplemented', `format ${ProfileFormat[req.format] ?? req.format} is not served; Kiln answers flame graphs (use /api/v1/pprof for pprof)`);
+  }
+  const sel = parseSelector(req.labelSelector, deps.limits);
+  const service = requireService(sel, 'SelectMergeStacktraces');
+  const range = rangeOf(req.start, req.end, deps.limits, false);
+  const maxNodes = maxNodesOf(req.maxNodes, deps.limits);
+  const root = await deps.flame({ service, range, filters: sel.filters }, maxNodes);
+  return create(SelectMergeStacktracesResponseSchema, { flamegraph: toFlameGraph(root) });
+}
+
+/** Grafana sends its max-nodes setting; absent or 0 is Kiln's default, more than Kiln's limit is the limit. */
+export function maxNodesOf(v: bigint | undefined, limits: Limits): number {
+  if (v === undefined || v === 0n) return limits.defaultMaxNodes;
+  if (v < 0n) throw new ConnectError('invalid_argument', 'max_nodes is positive');
+  return v > BigInt(limits.maxMaxNodes) ? limits.maxMaxNodes : Math.max(2, Number(v));
+}
+
+/**
+ * Pyroscope's flame graph form: one row of numbers per depth, four per node
+ * (x offset from the end of the previous node of the row, total, self, index
+ * in names), rows left to right, children starting under their parent. The
+ * root is Pyroscope's "total".
+ */
+export function toFlameGraph(root: FlameNode): FlameGraph {
+  const names: string[] = ['total'];
+  const index = new Map<string, number>([['total', 0]]);
+  const rows: number[][] = [];
+  const rowEnd: number[] = [];
+  let maxSelf = 0;
+  // Depth-first, children in order, visits every row left to right.
+  const stack: { n: FlameNode; depth: number; x: number; root: boolean }[] = [{ n: root, depth: 0, x: 0, root: true }];
+  while (stack.length > 0) {
+    const { n, depth, x, root: isRoot } = stack.pop()!;
+    let i = isRoot ? 0 : index.get(n.name);
+    if (i === undefined) {
+      i = names.length;
+      names.push(n.name);
+      index.set(n.name, i);
+    }
+    const row = (rows[depth] ??= []);
+    row.push(x - (rowEnd[depth] ?? 0), n.value, n.self, i);
+    rowEnd[depth] = x + n.value;
+    if (n.self > maxSelf) maxSelf = n.self;
+    let cx = x + n.value;
+    for (let c = n.children.length - 1; c >= 0; c--) {
+      const child = n.children[c]!;
+      cx -= child.value;
+      stack.push({ n: child, depth: depth + 1, x: cx, root: false });
+    }
+  }
+  return create(FlameGraphSchema, {
+    names,
+    levels: rows.map((r) => create(LevelSchema, { values: r.map(BigInt) })),
+    total: BigInt(root.value),
+    maxSelf: BigInt(maxSelf),
+  });
+}
+
+/** The bucket width: the request's step (seconds) in whole seconds, widened to at most MAX_SERIES_POINTS buckets. */
+export function stepOf(step: number, range: TimeRange): number {
+  if (!Number.isFinite(step) || step < 0) throw new ConnectError('invalid_argument', 'step is a positive number of seconds');
+  const stepMs = step === 0 ? q.autoStep(range) : Math.max(1, Math.ceil(step)) * 1000;
+  const least = Math.ceil((range.to - range.from) / MAX_SERIES_POINTS / 1000) * 1000;
+  return Math.max(stepMs, least);
+}
+
+export async function selectSeries(deps: QuerierDeps, req: SelectSeriesRequest): Promise<SelectSeriesResponse> {
+  checkType(req.profileTypeID);
+  const sel = parseSelector(req.labelSelector, deps.limits);
+  const service = requireService(sel, 'SelectSeries');
+  const range = rangeOf(req.start, req.end, deps.limits, false);
+  const step = stepOf(req.step, range);
+  const groupBy = [...new Set(req.groupBy)].filter((g) => g !== SERVICE_LABEL);
+  if (groupBy.length > 1) throw new ConnectError('invalid_argument', `Kiln groups series by one label at a time (asked: ${groupBy.slice(0, 5).join(', ')})`);
+  const limit = req.limit === undefined || req.limit <= 0n ? MAX_GROUP_VALUES : Math.min(MAX_GROUP_VALUES, Number(req.limit));
+  const base = { service, range, filters: sel.filters };
+  const serviceLabel = req.groupBy.includes(SERVICE_LABEL) ? [{ name: SERVICE_LABEL, value: service }] : [];
+  const seriesOf = async (s: q.Selection, labels: { name: string; value: string }[]): Promise<{ series: Series; total: number }> => {
+    const t = await q.timeline(deps.store, s, step);
+    return {
+      total: t.total,
+      series: create(SeriesSchema, {
+        labels: labels.map((l) => create(LabelPairSchema, l)),
+        points: t.points.map((p) => create(PointSchema, { value: p.value, timestamp: BigInt(p.t) })),
+      }),
+    };
+  };
+  const g = groupBy[0];
+  if (g === undefined) {
+    const one = await seriesOf(base, serviceLabel);
+    return create(SelectSeriesResponseSchema, { series: one.total > 0 ? [one.series] : [] });
+  }
+  const values = (await q.labels(deps.store, base, MAX_GROUP_VALUES)).find((l) => l.name === g);
+  if (values?.truncated) {
+    throw new ConnectError('invalid_argument', `${g} has ${values.count} values in the range, more than the ${MAX_GROUP_VALUES} Kiln splits series into; filter first`);
+  }
+  const out: { series: Series; total: number }[] = [];
+  for (const v of values?.values ?? []) {
+    const filters: LabelFilter[] = [...base.filters.filter((f) => !(f.name === g && f.op === '=')), { name: g, op: '=', values: [v] }];
+    const s = await seriesOf({ ...base, filters }, [...serviceLabel, { name: g, value: v }]);
+    if (s.total > 0) out.push(s);
+  }
+  out.sort((a, b) => b.total - a.total);
+  return create(SelectSeriesResponseSchema, { series: out.slice(0, limit).map((s) => s.series) });
+}
+
