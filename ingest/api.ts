@@ -97,10 +97,14 @@ export interface LabelFilter {
 
 export interface ServiceInfo {
   name: string;
+  /** Profiles pushed (a push of several profile types counts once). */
   profiles: number;
+  /** Samples of CPU time. */
   samples: number;
   firstSeen: number;
   lastSeen: number;
+  /** Profile type IDs stored in the range, sorted. */
+  types: string[];
 }
 
 /** GET /api/v1/services */

@@ -30,6 +30,7 @@ import type { KnownStacks } from './known.js';
 import { RowWriter } from './rowbinary.js';
 import { tsvEscape, tsvMap } from './tsv.js';
 import { SYNTHETIC } from '../profile/profile.js';
+import { CPU_TYPE_ID } from '../profile/profile-type.js';
 
 export type DictTable = 'functions' | 'locations' | 'stacks' | 'labelsets';
 export const DICT_TABLES: readonly DictTable[] = ['functions', 'locations', 'stacks', 'labelsets'];
@@ -45,6 +46,8 @@ export interface RowsInput {
   /** Overrides the profile's duration (Pyroscope's from/until). */
   durationNs?: number;
   source: string;
+  /** The profile type (profile/profile-type.ts); CPU when not given. */
+  type?: string;
   format: IngestResponse['format'];
   /** The idempotency key as stored (UInt128, decimal). */
   key: string;
@@ -150,7 +153,7 @@ class SampleRows {
     if (this.table.added) this.values.push(count);
     else {
       const v = this.values[i]! + count;
-      if (v > 0xffffffff) throw new HttpError(400, 'bad sample value', 'one stack counts more than 4294967295 samples');
+      if (v > Number.MAX_SAFE_INTEGER) throw new HttpError(400, 'bad sample value', `one stack adds up to more than ${Number.MAX_SAFE_INTEGER}`);
       this.values[i] = v;
     }
   }
@@ -859,11 +862,13 @@ export class RowBuilder {
     if (!(p.duration >= 0 && p.duration <= Number.MAX_SAFE_INTEGER)) throw new HttpError(400, 'bad duration', `duration ${p.duration} is not a non-negative number of nanoseconds`);
     const tsSeconds = p.ts / 1000;
     const w = new RowWriter(64 + rows.size * 80);
-    const head = RowWriter.sampleHead(p.service, tsSeconds);
+    const type = input.type ?? CPU_TYPE_ID;
+    const head = RowWriter.sampleHead(p.service, type, tsSeconds);
     rows.write(w, head);
     const seriesSorted = Object.entries(input.series).sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
     w.profile({
       service: p.service,
+      type,
       tsSeconds,
       series: seriesSorted,
       durationNs: Math.round(p.duration),
