@@ -289,9 +289,11 @@ export interface IngestResponse {
   time: number;
   /** native: Kiln's own upload form (profile/native.ts, Content-Type application/vnd.kiln.stacks). */
   format: 'pprof' | 'folded' | 'native';
-  /** Sum of sample counts stored. */
+  /** The first profile type stored (a pprof of several sample types stores several: `types`). */
+  type: string;
+  /** Sum of the first type's values stored (sample counts for CPU and wall time). */
   samples: number;
-  /** Rows written: distinct (stack, label set) pairs. */
+  /** Rows written: distinct (stack, label set) pairs, over all types. */
   rows: number;
   /** Distinct stacks in the profile. */
   stacks: number;
@@ -306,6 +308,8 @@ export interface IngestResponse {
    * labels, time and body.
    */
   duplicate?: true;
+  /** Every profile type stored: its values' sum, and its period (ns per sample count; 0 when its values are not counts). */
+  types: { type: string; total: number; periodNs: number }[];
 }
 
 /** GET /healthz. `detail` (the store's error) only to callers holding a token. */
