@@ -176,7 +176,8 @@ export function seriesOf(p: PprofTypes, opts: { name?: string; config?: SampleTy
   if ((samplesIdx >= 0 || (timedIdx >= 0 && periodNs > 0)) && (wanted('samples') || (timedIdx >= 0 && wanted(types[timedIdx]!.type)))) {
     const sampleType = timedIdx >= 0 ? typePart(types[timedIdx]!.type) : periodType;
     const name = nameOf(sampleType);
-    const type = profileTypeId({ name, sampleType, sampleUnit: 'nanoseconds', periodType, periodUnit });
+    // Filed under its own sample type as the period type: what says its values are counts of the period (profile-type.ts).
+    const type = profileTypeId({ name, sampleType, sampleUnit: 'nanoseconds', periodType: sampleType, periodUnit: 'nanoseconds' });
     if (samplesIdx >= 0) out.push({ type, index: samplesIdx, mode: 'count', scale: 1, periodNs });
     // (timed needs a period: the condition above.)
     else out.push({ type, index: timedIdx, mode: 'timed', scale: nanosecondsPer(types[timedIdx]!.unit)!, periodNs });

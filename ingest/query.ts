@@ -260,6 +260,40 @@ export async function stackValues(store: Store, sel: Selection): Promise<StackVa
   return rows.map((r) => ({ hash: String(r[0]), value: Number(r[1]) }));
 }
 
+/** Values per (stack, label set) of a selection: what a pprof export needs to keep sample labels. */
+export async function stackLabelValues(store: Store, sel: Selection): Promise<(StackValue & { labels: string })[]> {
+  const pieces = plan(sel.range, undefined, true);
+  if (pieces.length === 0) return [];
+  const params: QueryParams = {};
+  const rows = await store.rows(
+    `SELECT toString(stack_hash), toString(labels_hash), toString(sum(v)) FROM (${union(store, sel, pieces, () => 'stack_hash, labels_hash, value AS v', params)})
+     GROUP BY stack_hash, labels_hash`,
+    params,
+  );
+  return rows.map((r) => ({ hash: String(r[0]), labels: String(r[1]), value: Number(r[2]) }));
+}
+
+/** The labels of some of a service's label sets, by label-set id. */
+export async function labelSets(store: Store, service: string, ids: readonly string[]): Promise<Map<string, Record<string, string>>> {
+  const out = new Map<string, Record<string, string>>();
+  const unique = [...new Set(ids)];
+  // In slices: a query's parameters travel in its URL on a server.
+  for (let i = 0; i < unique.length; i += 10_000) {
+    const rows = await store.rows(
+      `SELECT toString(labels_hash), mapKeys(labels), mapValues(labels) FROM ${store.t.labelsets}
+       WHERE service = {service:String} AND labels_hash IN {ids:Array(UInt64)}
+       LIMIT 1 BY labels_hash`,
+      { service, ids: unique.slice(i, i + 10_000).map((h) => BigInt(h)) },
+    );
+    for (const r of rows) {
+      const keys = (r[1] as unknown[]).map(String);
+      const values = (r[2] as unknown[]).map(String);
+      out.set(String(r[0]), Object.fromEntries(keys.map((k, j) => [k, values[j] ?? ''])));
+    }
+  }
+  return out;
+}
+
 /** Samples per step-wide bucket, buckets aligned to the Unix epoch (so rollup buckets fall inside them). */
 export async function timeline(store: Store, sel: Selection, stepMs: number): Promise<{ points: TimelinePoint[]; total: number }> {
   const stepS = Math.max(1, Math.round(stepMs / 1000));

@@ -76,3 +76,28 @@ export function valueKind(t: ProfileType): ValueKind {
   if (t.sampleUnit === 'bytes') return 'bytes';
   return 'count';
 }
+
+/**
+ * A time sampled at a period (CPU, wall: the sample type is the period's):
+ * Kiln stores its values as sample counts, each worth the period.
+ */
+export function isSampledTime(t: ProfileType): boolean {
+  return valueKind(t) === 'nanoseconds' && t.sampleType === t.periodType;
+}
+
+/** What a stored value of a type is worth: the unit it prints in, and the factor to get there. */
+export interface ValueUnit {
+  unit: ValueKind;
+  /** A stored value times scale is an amount in unit. */
+  scale: number;
+}
+
+/**
+ * The unit of a type's stored values given its sampling period (ns, 0 when
+ * unknown): a sampled time's counts are worth the period each (plain sample
+ * counts when it is unknown); every other type's values are in its own unit.
+ */
+export function valueUnit(t: ProfileType, periodNs: number): ValueUnit {
+  if (isSampledTime(t)) return periodNs > 0 ? { unit: 'nanoseconds', scale: periodNs } : { unit: 'count', scale: 1 };
+  return { unit: valueKind(t), scale: 1 };
+}
