@@ -83,8 +83,8 @@ describe('profile types of a pprof', () => {
 describe('rows of a multi-type pprof', () => {
   it('one group per type: its own sample rows (values as given, zeros left out) and profile row', () => {
     const bytes = goHeapPprof([
-      { stack: ['alloc', 'main'], values: [3, 3 * 2 ** 33, 0, 0] },
-      { stack: ['cache', 'main'], values: [1, 4096, 1, 4096] },
+      { stack: ['main', 'alloc'], values: [3, 3 * 2 ** 33, 0, 0] },
+      { stack: ['main', 'cache'], values: [1, 4096, 1, 4096] },
     ]);
     const r = new RowBuilder(DEFAULT_LIMITS, 30).build(readPprof(bytes, DEFAULT_LIMITS), {
       service: 'go',
