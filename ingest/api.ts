@@ -14,9 +14,19 @@
  *   Filters apply to the merged label set: the query-string labels a profile
  *   was pushed with (host, region, ...) plus its pprof sample labels (pid, tid,
  *   thread_name, python_version).
- * - Sample values are sample counts (one sample = one period of CPU time).
+ * - Every range query takes type=, a profile type ID in Pyroscope's form
+ *   (name:sample_type:sample_unit:period_type:period_unit; GET /api/v1/types
+ *   lists them), by default process_cpu:cpu:nanoseconds:cpu:nanoseconds.
+ *   Types are stored apart: a heap profile never shows in a CPU flame graph.
+ * - Values are as stored: sample counts for CPU and wall time (each worth
+ *   `scale` nanoseconds, the sampling period), bytes or counts otherwise;
+ *   every response says its `unit` and `scale` (value x scale is in unit).
  * - Every error is {error, detail?} with a 4xx/5xx status.
  */
+
+import type { ProfileType, ValueKind } from '../profile/profile-type.js';
+
+export type { ProfileType, ValueKind };
 
 /** Every error response. */
 export interface ApiError {
@@ -27,6 +37,8 @@ export interface ApiError {
 /** Query parameters, as the URL carries them (all strings). */
 export interface RangeQuery {
   service: string;
+  /** Profile type ID; default CPU. Not an ID: 400. */
+  type?: string;
   from?: string;
   to?: string;
   /** NAME=VALUE or NAME!=VALUE; repeat for several. */
@@ -87,6 +99,27 @@ export interface ServicesQuery {
 
 export type LabelsQuery = RangeQuery;
 
+/** GET /api/v1/types: service optional (all services); label filters need a service. */
+export type TypesQuery = Partial<Pick<RangeQuery, 'service' | 'from' | 'to' | 'label' | 'query'>>;
+
+export interface ProfileTypeInfo extends ProfileType {
+  /** The ID: name:sample_type:sample_unit:period_type:period_unit. */
+  id: string;
+  /** How its values print. */
+  unit: ValueKind;
+  /** Services that have it in the range. */
+  services: string[];
+}
+
+/** GET /api/v1/types */
+export interface TypesResponse {
+  service?: string;
+  from: number;
+  to: number;
+  /** Sorted by ID. */
+  types: ProfileTypeInfo[];
+}
+
 /** A parsed label filter, echoed back in responses. */
 export interface LabelFilter {
   name: string;
@@ -97,10 +130,14 @@ export interface LabelFilter {
 
 export interface ServiceInfo {
   name: string;
+  /** Profiles pushed (a push of several profile types counts once). */
   profiles: number;
+  /** Samples of CPU time. */
   samples: number;
   firstSeen: number;
   lastSeen: number;
+  /** Profile type IDs stored in the range, sorted. */
+  types: string[];
 }
 
 /** GET /api/v1/services */
@@ -145,8 +182,18 @@ export interface FlameNode {
   children: FlameNode[];
 }
 
-/** What every range query answers with: the service and the range and filters it resolved to. */
-export interface RangeResult {
+/** What a type's values are: the type, the unit they print in, and the factor to it. */
+export interface ValueUnitOf {
+  /** Profile type ID. */
+  type: string;
+  /** nanoseconds (CPU, wall, delays), bytes (memory) or count (objects, contentions, samples of an unknown period). */
+  unit: ValueKind;
+  /** A value times scale is an amount in unit: the sampling period in ns for CPU and wall time, 1 otherwise. */
+  scale: number;
+}
+
+/** What every range query answers with: the service and the range, filters and type it resolved to. */
+export interface RangeResult extends ValueUnitOf {
   service: string;
   /** Unix ms */
   from: number;
@@ -201,8 +248,8 @@ export interface DiffSide {
   total: number;
 }
 
-/** GET /api/v1/diff */
-export interface DiffResponse {
+/** GET /api/v1/diff (both sides are of one type) */
+export interface DiffResponse extends ValueUnitOf {
   service: string;
   granularity: Granularity;
   base: DiffSide;
@@ -256,8 +303,10 @@ export interface TimelineResponse extends RangeResult {
 
 /**
  * GET /api/v1/pprof: the merged profile of the query as gzipped pprof
- * (Content-Type application/octet-stream), sample types samples/count and
- * cpu/nanoseconds. The JSON error shape applies when it fails.
+ * (Content-Type application/octet-stream). CPU and wall time: sample types
+ * samples/count and the time in nanoseconds; other types: their own sample
+ * type and unit. Samples keep their labels (pid, tid, thread_name, host...).
+ * The JSON error shape applies when it fails.
  */
 export type PprofResponse = Uint8Array;
 
@@ -285,9 +334,11 @@ export interface IngestResponse {
   time: number;
   /** native: Kiln's own upload form (profile/native.ts, Content-Type application/vnd.kiln.stacks). */
   format: 'pprof' | 'folded' | 'native';
-  /** Sum of sample counts stored. */
+  /** The first profile type stored (a pprof of several sample types stores several: `types`). */
+  type: string;
+  /** Sum of the first type's values stored (sample counts for CPU and wall time). */
   samples: number;
-  /** Rows written: distinct (stack, label set) pairs. */
+  /** Rows written: distinct (stack, label set) pairs, over all types. */
   rows: number;
   /** Distinct stacks in the profile. */
   stacks: number;
@@ -302,6 +353,8 @@ export interface IngestResponse {
    * labels, time and body.
    */
   duplicate?: true;
+  /** Every profile type stored: its values' sum, and its period (ns per sample count; 0 when its values are not counts). */
+  types: { type: string; total: number; periodNs: number }[];
 }
 
 /** GET /healthz. `detail` (the store's error) only to callers holding a token. */

@@ -7,8 +7,12 @@
 import { HttpError, checkLabel, type Limits } from './limits.js';
 import type { Frame, Profile } from '../profile/profile.js';
 
-/** name=app.cpu{k=v,k2=v2}: application name and labels. Values may be double-quoted. */
-export function parseAppName(raw: string | undefined, limits: Limits): { service: string; labels: Record<string, string> } {
+/**
+ * name=app.cpu{k=v,k2=v2}: application name and labels. Values may be
+ * double-quoted. A __name__ label names the profile (process_cpu, memory,
+ * ...) and is returned as `name`.
+ */
+export function parseAppName(raw: string | undefined, limits: Limits): { service: string; labels: Record<string, string>; name?: string } {
   if (raw === undefined || raw.trim() === '') throw new HttpError(400, 'missing name', 'the name parameter is required (app{k=v,...})');
   const text = raw.trim();
   // Read by hand, in one pass: no regex over request text.
@@ -28,6 +32,7 @@ export function parseAppName(raw: string | undefined, limits: Limits): { service
   let service = name.trim();
   for (const suffix of ['.cpu', '.itimer']) if (service.endsWith(suffix)) service = service.slice(0, -suffix.length);
   const labels = new Map<string, string>();
+  let profileName: string | undefined;
   if (body) {
     for (const part of body.split(',')) {
       if (part.trim() === '') continue;
@@ -37,6 +42,10 @@ export function parseAppName(raw: string | undefined, limits: Limits): { service
       let v = part.slice(eq + 1).trim();
       if (v.length >= 2 && v.startsWith('"') && v.endsWith('"')) v = v.slice(1, -1);
       // Pyroscope's reserved names (__name__, __spy_name__...) describe the push, not the workload.
+      if (k === '__name__') {
+        if (!isProfileName(v)) throw new HttpError(400, 'bad name', `__name__ ${JSON.stringify(v.slice(0, 100))} is not a profile name (letters, digits, _ . -, at most 100)`);
+        profileName = v;
+      }
       if (k.startsWith('__')) continue;
       checkLabel(k, v, limits, 'name label');
       labels.set(k, v);
@@ -45,7 +54,12 @@ export function parseAppName(raw: string | undefined, limits: Limits): { service
       }
     }
   }
-  return { service, labels: Object.fromEntries(labels) };
+  return { service, labels: Object.fromEntries(labels), ...(profileName !== undefined ? { name: profileName } : {}) };
+}
+
+/** A profile name as Pyroscope's IDs spell them: process_cpu, memory, wall, ... */
+export function isProfileName(s: string): boolean {
+  return s.length > 0 && s.length <= 100 && /^[A-Za-z0-9_.-]+$/.test(s);
 }
 
 /**

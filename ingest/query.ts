@@ -12,6 +12,7 @@
 import type { LabelFilter, LabelInfo, ServiceInfo, TimelinePoint } from './api.js';
 import { HttpError, checkLabel, type Limits } from './limits.js';
 import { ROLLUPS, type TableName } from './schema.js';
+import { CPU_TYPE_ID } from '../profile/profile-type.js';
 import type { QueryParams, Store } from './store.js';
 import type { StackValue } from './tree.js';
 import type { TimeRange } from './time.js';
@@ -20,6 +21,8 @@ export interface Selection {
   service: string;
   range: TimeRange;
   filters: LabelFilter[];
+  /** Profile type ID (profile/profile-type.ts); CPU when not given. */
+  type?: string;
 }
 
 /**
@@ -206,9 +209,15 @@ export function storableSeconds(s: number): number {
   return Math.min(Math.max(s, 0), 0xffffffff);
 }
 
-/** The label-filter condition (shared by every piece); adds its parameters. */
+/** The type and label-filter conditions (shared by every piece); adds their parameters. */
 function filterSql(store: Store, sel: Selection, params: QueryParams): string {
   params.service = sel.service;
+  params.type = sel.type ?? CPU_TYPE_ID;
+  return ' AND type = {type:String}' + labelFilterSql(store, sel, params);
+}
+
+/** The label-filter condition alone: label sets of the service matching every filter. */
+function labelFilterSql(store: Store, sel: Pick<Selection, 'filters'>, params: QueryParams): string {
   if (sel.filters.length === 0) return '';
   const conds = sel.filters.map((f, i) => {
     params[`k${i}`] = f.name;
@@ -251,6 +260,40 @@ export async function stackValues(store: Store, sel: Selection): Promise<StackVa
   return rows.map((r) => ({ hash: String(r[0]), value: Number(r[1]) }));
 }
 
+/** Values per (stack, label set) of a selection: what a pprof export needs to keep sample labels. */
+export async function stackLabelValues(store: Store, sel: Selection): Promise<(StackValue & { labels: string })[]> {
+  const pieces = plan(sel.range, undefined, true);
+  if (pieces.length === 0) return [];
+  const params: QueryParams = {};
+  const rows = await store.rows(
+    `SELECT toString(stack_hash), toString(labels_hash), toString(sum(v)) FROM (${union(store, sel, pieces, () => 'stack_hash, labels_hash, value AS v', params)})
+     GROUP BY stack_hash, labels_hash`,
+    params,
+  );
+  return rows.map((r) => ({ hash: String(r[0]), labels: String(r[1]), value: Number(r[2]) }));
+}
+
+/** The labels of some of a service's label sets, by label-set id. */
+export async function labelSets(store: Store, service: string, ids: readonly string[]): Promise<Map<string, Record<string, string>>> {
+  const out = new Map<string, Record<string, string>>();
+  const unique = [...new Set(ids)];
+  // In slices: a query's parameters travel in its URL on a server.
+  for (let i = 0; i < unique.length; i += 10_000) {
+    const rows = await store.rows(
+      `SELECT toString(labels_hash), mapKeys(labels), mapValues(labels) FROM ${store.t.labelsets}
+       WHERE service = {service:String} AND labels_hash IN {ids:Array(UInt64)}
+       LIMIT 1 BY labels_hash`,
+      { service, ids: unique.slice(i, i + 10_000).map((h) => BigInt(h)) },
+    );
+    for (const r of rows) {
+      const keys = (r[1] as unknown[]).map(String);
+      const values = (r[2] as unknown[]).map(String);
+      out.set(String(r[0]), Object.fromEntries(keys.map((k, j) => [k, values[j] ?? ''])));
+    }
+  }
+  return out;
+}
+
 /** Samples per step-wide bucket, buckets aligned to the Unix epoch (so rollup buckets fall inside them). */
 export async function timeline(store: Store, sel: Selection, stepMs: number): Promise<{ points: TimelinePoint[]; total: number }> {
   const stepS = Math.max(1, Math.round(stepMs / 1000));
@@ -288,11 +331,12 @@ export function autoStep(range: TimeRange, target = 200): number {
 
 export async function services(store: Store, range: TimeRange): Promise<ServiceInfo[]> {
   const rows = await store.rows(
-    `SELECT service, count(), toString(sum(samples)), toUnixTimestamp(min(ts)), toUnixTimestamp(max(ts))
+    `SELECT service, uniqExact(ingest_key), toString(sumIf(samples, type = {cpu:String})), toUnixTimestamp(min(ts)), toUnixTimestamp(max(ts)),
+            arraySort(groupUniqArray(type))
      FROM ${store.t.profiles}
      WHERE ts >= toDateTime({from:UInt32}, 'UTC') AND ts < toDateTime({to:UInt32}, 'UTC')
      GROUP BY service ORDER BY service`,
-    { from: storableSeconds(Math.ceil(range.from / 1000)), to: storableSeconds(Math.ceil(range.to / 1000)) },
+    { cpu: CPU_TYPE_ID, from: storableSeconds(Math.ceil(range.from / 1000)), to: storableSeconds(Math.ceil(range.to / 1000)) },
   );
   return rows.map((r) => ({
     name: String(r[0]),
@@ -300,6 +344,7 @@ export async function services(store: Store, range: TimeRange): Promise<ServiceI
     samples: Number(r[2]),
     firstSeen: Number(r[3]) * 1000,
     lastSeen: Number(r[4]) * 1000,
+    types: (r[5] as unknown[]).map(String),
   }));
 }
 
@@ -326,16 +371,72 @@ export async function labels(store: Store, sel: Selection, maxValues: number): P
   });
 }
 
-/** The sampling period to write into an exported pprof: the most common one in the range, or 0 when unknown. */
+/** The sampling period of the selection's type (an exported pprof's, and what a count of time is worth): the most common one in the range, or 0 when unknown. */
 export async function samplingPeriod(store: Store, sel: Selection): Promise<number> {
   const rows = await store.rows(
     `SELECT toString(topK(1)(period_ns)[1]) FROM ${store.t.profiles}
-     WHERE service = {service:String}
+     WHERE service = {service:String} AND type = {type:String}
        AND ts >= toDateTime({from:UInt32}, 'UTC') AND ts < toDateTime({to:UInt32}, 'UTC')
        AND period_ns > 0`,
-    { service: sel.service, from: storableSeconds(Math.ceil(sel.range.from / 1000)), to: storableSeconds(Math.ceil(sel.range.to / 1000)) },
+    {
+      service: sel.service,
+      type: sel.type ?? CPU_TYPE_ID,
+      from: storableSeconds(Math.ceil(sel.range.from / 1000)),
+      to: storableSeconds(Math.ceil(sel.range.to / 1000)),
+    },
   );
   const v = Number(rows[0]?.[0] ?? 0);
   return Number.isFinite(v) ? v : 0;
 }
 
+
+/** A profile type stored in a range. */
+export interface TypeStat {
+  /** Profile type ID. */
+  type: string;
+  /** Services that have it (in the range, matching the selection). */
+  services: string[];
+}
+
+/**
+ * The profile types stored in a range, sorted by ID: of every service, or of
+ * one, or of the label sets of one service that match label filters. Without
+ * filters it reads the small kiln_profiles table; filters are answered from
+ * the samples (the hourly rollup where whole hours allow), as every other
+ * filtered query is.
+ */
+export async function profileTypes(store: Store, sel: { service?: string; range: TimeRange; filters?: LabelFilter[] }): Promise<TypeStat[]> {
+  const filters = sel.filters ?? [];
+  let rows: unknown[][];
+  if (filters.length === 0 || sel.service === undefined) {
+    if (filters.length > 0) throw new HttpError(400, 'bad query', 'label filters need a service');
+    rows = await store.rows(
+      `SELECT type, arraySort(groupUniqArray(service)) FROM ${store.t.profiles}
+       WHERE ts >= toDateTime({from:UInt32}, 'UTC') AND ts < toDateTime({to:UInt32}, 'UTC')
+         ${sel.service === undefined ? '' : 'AND service = {service:String}'}
+       GROUP BY type ORDER BY type`,
+      {
+        service: sel.service,
+        from: storableSeconds(Math.ceil(sel.range.from / 1000)),
+        to: storableSeconds(Math.ceil(sel.range.to / 1000)),
+      },
+    );
+  } else {
+    const pieces = plan(sel.range, undefined, true);
+    if (pieces.length === 0) return [];
+    const params: QueryParams = { service: sel.service };
+    const filter = labelFilterSql(store, { filters }, params);
+    const union = pieces
+      .map((pc, i) => {
+        params[`a${i}`] = pc.fromS;
+        params[`b${i}`] = pc.toS;
+        return (
+          `SELECT DISTINCT type FROM ${store.t[pc.table]} WHERE service = {service:String}` +
+          ` AND ${pc.col} >= toDateTime({a${i}:UInt32}, 'UTC') AND ${pc.col} < toDateTime({b${i}:UInt32}, 'UTC')${filter}`
+        );
+      })
+      .join('\n UNION ALL ');
+    rows = await store.rows(`SELECT DISTINCT type, [{service:String}] FROM (${union}) ORDER BY type`, params);
+  }
+  return rows.map((r) => ({ type: String(r[0]), services: (r[1] as unknown[]).map(String) }));
+}

@@ -13,19 +13,24 @@
  *
  * A row is the columns of INSERT_COLUMNS.ingest (schema.ts), in order:
  *
- *   kind u8 | service string | ts u32 | labels_hash u64 | stack_hash u64 | value u32 |
+ *   kind u8 | service string | type string | ts u32 | labels_hash u64 | stack_hash u64 | value u64 |
  *   series map | duration_ns u64 | period_ns u64 | samples u64 | rows u32 | source string | ingest_key u128
  *
  * Integers little-endian; a string is its UTF-8 length as LEB128, then the
  * bytes; a map is its entry count as LEB128, then key and value strings.
  * Sample rows (kind 0) leave the profile columns at zero; the profile row
- * (kind 1) leaves the sample columns at zero.
+ * (kind 1) leaves the sample columns at zero. A push is one group of rows per
+ * profile type it holds: that type's sample rows, then its profile row.
  */
 
 import { dec64 } from '../profile/hash.js';
+import { MAX_TYPE_ID_LENGTH } from '../profile/profile-type.js';
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
+
+/** Bytes of a sample row's own columns: labels_hash, stack_hash, value. */
+const SAMPLE_NUMBERS = 8 + 8 + 8;
 
 /** Bytes of a sample row after its value: the profile columns at zero (empty map, four numbers, empty string, key). */
 const SAMPLE_TAIL = 1 + 8 + 8 + 8 + 4 + 1 + 16;
@@ -80,20 +85,22 @@ export class RowWriter {
   }
 
   /**
-   * Sample rows share kind, service and ts: encode them once per profile
-   * (sampleHead) and append each row as that head plus five numbers.
+   * Sample rows share kind, service, type and ts: encode them once per
+   * profile type (sampleHead) and append each row as that head plus three numbers.
    */
-  static sampleHead(service: string, tsSeconds: number): Uint8Array {
-    const w = new RowWriter(64);
+  static sampleHead(service: string, type: string, tsSeconds: number): Uint8Array {
+    const w = new RowWriter(128);
     w.room(1);
     w.buf[w.pos++] = 0;
     w.bytes(enc.encode(service));
+    w.bytes(enc.encode(type));
     w.u32(tsSeconds);
     return w.done();
   }
 
+  /** value: a whole number up to 2^53. */
   sample(head: Uint8Array, labelsLo: number, labelsHi: number, stackLo: number, stackHi: number, value: number): void {
-    this.room(head.length + 20 + SAMPLE_TAIL);
+    this.room(head.length + SAMPLE_NUMBERS + SAMPLE_TAIL);
     this.buf.set(head, this.pos);
     let p = this.pos + head.length;
     const v = this.view;
@@ -101,14 +108,16 @@ export class RowWriter {
     v.setUint32(p + 4, labelsHi, true);
     v.setUint32(p + 8, stackLo, true);
     v.setUint32(p + 12, stackHi, true);
-    v.setUint32(p + 16, value, true);
-    p += 20;
+    v.setUint32(p + 16, value % 0x1_0000_0000, true);
+    v.setUint32(p + 20, Math.floor(value / 0x1_0000_0000), true);
+    p += SAMPLE_NUMBERS;
     // The profile columns stay zero: an empty map, zeros, an empty string.
     this.pos = p + SAMPLE_TAIL;
   }
 
   profile(p: {
     service: string;
+    type: string;
     tsSeconds: number;
     series: readonly (readonly [string, string])[];
     durationNs: number;
@@ -122,9 +131,10 @@ export class RowWriter {
     this.room(1);
     this.buf[this.pos++] = 1;
     this.bytes(enc.encode(p.service));
+    this.bytes(enc.encode(p.type));
     this.u32(p.tsSeconds);
-    this.room(20);
-    this.pos += 20;
+    this.room(SAMPLE_NUMBERS);
+    this.pos += SAMPLE_NUMBERS;
     this.varint(p.series.length);
     for (const [k, val] of p.series) {
       this.bytes(enc.encode(k));
@@ -157,6 +167,7 @@ export class RowWriter {
 export interface IngestRow {
   kind: number;
   service: string;
+  type: string;
   ts: number;
   labelsHash: string;
   stackHash: string;
@@ -171,47 +182,19 @@ export interface IngestRow {
 }
 
 /**
- * Checks that `data` is exactly `rows` kiln_ingest rows of `service`: sample
- * rows first, each the fixed length a sample row of this service has and
- * starting with kind 0 and the service, then one profile row that walks to
- * the last byte. With every row where it must start, no row can shift the
- * next. Returns why not, or undefined. Linear in the size of `data`; every
- * length it reads is checked against what is left. `onRow` (tests) gets
- * every row decoded.
+ * Checks that `data` is exactly `rows` kiln_ingest rows of `service`: one
+ * group per profile type, each its sample rows (the fixed length its head
+ * gives, starting with that head) then its profile row, the last of which
+ * walks to the last byte. With every row where it must start, no row can
+ * shift the next. Returns why not, or undefined. Linear in the size of
+ * `data`; every length it reads is checked against what is left. `onRow`
+ * (tests) gets every row decoded.
  */
 export function checkIngestRows(data: Uint8Array, rows: number, service: string, onRow?: (r: IngestRow) => void): string | undefined {
   if (rows < 1) return 'no profile row';
   const svc = enc.encode(service);
-  const head = RowWriter.sampleHead(service, 0);
-  const prefix = head.length - 4;
-  const sampleLen = head.length + 20 + SAMPLE_TAIL;
-  const samples = rows - 1;
-  if (data.length < samples * sampleLen) return `${data.length} bytes cannot hold ${samples} sample rows`;
   const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
-  for (let r = 0, p = 0; r < samples; r++, p += sampleLen) {
-    for (let i = 0; i < prefix; i++) if (data[p + i] !== head[i]) return `row ${r} is not a sample row of service ${service}`;
-    if (onRow) {
-      const q = p + head.length;
-      onRow({
-        kind: 0,
-        service,
-        ts: view.getUint32(p + prefix, true),
-        labelsHash: dec64(view.getUint32(q + 4, true), view.getUint32(q, true)),
-        stackHash: dec64(view.getUint32(q + 12, true), view.getUint32(q + 8, true)),
-        value: view.getUint32(q + 16, true),
-        series: [],
-        durationNs: 0n,
-        periodNs: 0n,
-        samples: 0n,
-        rows: 0,
-        source: '',
-        key: '0',
-      });
-      for (let i = q + 20; i < p + sampleLen; i++) if (data[i] !== 0) return `sample row ${r} carries profile columns`;
-    }
-  }
-  // The profile row.
-  let p = samples * sampleLen;
+  let p = 0;
   const need = (n: number): boolean => p + n <= data.length;
   const varint = (): number => {
     let n = 0;
@@ -223,9 +206,9 @@ export function checkIngestRows(data: Uint8Array, rows: number, service: string,
     }
     return -1;
   };
-  const str = (): Uint8Array | undefined => {
+  const str = (max: number): Uint8Array | undefined => {
     const n = varint();
-    if (n < 0 || !need(n)) return undefined;
+    if (n < 0 || n > max || !need(n)) return undefined;
     const x = data.subarray(p, p + n);
     p += n;
     return x;
@@ -235,48 +218,150 @@ export function checkIngestRows(data: Uint8Array, rows: number, service: string,
     p += 8;
     return v;
   };
-  if (!need(1) || data[p++] !== 1) return `row ${samples} is not the profile row`;
-  const s = str();
-  if (!s || !sameBytes(s, svc)) return `the profile row is not of service ${service}`;
-  if (!need(4 + 20)) return 'the profile row is cut short';
-  const ts = view.getUint32(p, true);
-  p += 24;
-  const entries = varint();
-  if (entries < 0 || entries > 1000) return 'the profile row has a bad label map';
-  const series: [string, string][] = [];
-  for (let e = 0; e < entries; e++) {
-    const k = str();
-    const v = k && str();
-    if (!k || !v) return 'the profile row has a label cut short';
-    series.push([dec.decode(k), dec.decode(v)]);
+  let r = 0;
+  while (r < rows) {
+    // The group's head: kind, service, type, ts (a sample row's, or the profile row's when the type has no samples).
+    const start = p;
+    if (!need(1)) return `row ${r} is missing`;
+    const kind = data[p++]!;
+    if (kind > 1) return `row ${r} has kind ${kind}`;
+    const s = str(svc.length);
+    if (!s || !sameBytes(s, svc)) return `row ${r} is not of service ${service}`;
+    const typeBytes = str(MAX_TYPE_ID_LENGTH);
+    if (!typeBytes || typeBytes.length === 0) return `row ${r} has no profile type`;
+    const type = dec.decode(typeBytes);
+    if (!need(4)) return `row ${r} is cut short`;
+    const ts = view.getUint32(p, true);
+    p += 4;
+    const headLen = p - start;
+    p = start;
+    const sampleLen = headLen + SAMPLE_NUMBERS + SAMPLE_TAIL;
+    while (r < rows - 1 && data[p] === 0) {
+      if (!need(sampleLen)) return `sample row ${r} is cut short`;
+      for (let i = 1; i < headLen; i++) if (data[p + i] !== data[start + i]) return `row ${r} is not a sample row of the group's service, type and time`;
+      if (onRow) {
+        const q = p + headLen;
+        for (let i = q + SAMPLE_NUMBERS; i < p + sampleLen; i++) if (data[i] !== 0) return `sample row ${r} carries profile columns`;
+        onRow({
+        kind: 0,
+        service,
+        type,
+        ts,
+        labelsHash: dec64(view.getUint32(q + 4, true), view.getUint32(q, true)),
+        stackHash: dec64(view.getUint32(q + 12, true), view.getUint32(q + 8, true)),
+        value: view.getUint32(q + 16, true) + view.getUint32(q + 20, true) * 0x1_0000_0000,
+        series: [],
+        durationNs: 0n,
+        periodNs: 0n,
+        samples: 0n,
+        rows: 0,
+        source: '',
+        key: '0',
+        });
+      }
+      p += sampleLen;
+      r++;
+    }
+    // The group's profile row: the same head with kind 1.
+    if (!need(headLen) || data[p] !== 1) return `row ${r} is not the profile row`;
+    for (let i = 1; i < headLen; i++) if (data[p + i] !== data[start + i]) return `the profile row ${r} is not of the group's service, type and time`;
+    p += headLen;
+    if (!need(SAMPLE_NUMBERS)) return 'the profile row is cut short';
+    p += SAMPLE_NUMBERS;
+    const entries = varint();
+    if (entries < 0 || entries > 1000) return 'the profile row has a bad label map';
+    const series: [string, string][] = [];
+    for (let e = 0; e < entries; e++) {
+      const k = str(data.length);
+      const v = k && str(data.length);
+      if (!k || !v) return 'the profile row has a label cut short';
+      series.push([dec.decode(k), dec.decode(v)]);
+    }
+    if (!need(8 + 8 + 8 + 4)) return 'the profile row is cut short';
+    const durationNs = u64();
+    const periodNs = u64();
+    const total = u64();
+    const count = view.getUint32(p, true);
+    p += 4;
+    const source = str(data.length);
+    if (!source || !need(16)) return 'the profile row is cut short';
+    const keyLo = u64();
+    const keyHi = u64();
+    onRow?.({
+      kind: 1,
+      service,
+      type,
+      ts,
+      labelsHash: '0',
+      stackHash: '0',
+      value: 0,
+      series,
+      durationNs,
+      periodNs,
+      samples: total,
+      rows: count,
+      source: dec.decode(source),
+      key: ((keyHi << 64n) | keyLo).toString(),
+    });
+    r++;
   }
-  if (!need(8 + 8 + 8 + 4)) return 'the profile row is cut short';
-  const durationNs = u64();
-  const periodNs = u64();
-  const total = u64();
-  const count = view.getUint32(p, true);
-  p += 4;
-  const source = str();
-  if (!source || !need(16)) return 'the profile row is cut short';
-  const keyLo = u64();
-  const keyHi = u64();
   if (p !== data.length) return `${data.length - p} bytes after the last row`;
-  onRow?.({
-    kind: 1,
-    service,
-    ts,
-    labelsHash: '0',
-    stackHash: '0',
-    value: 0,
-    series,
-    durationNs,
-    periodNs,
-    samples: total,
-    rows: count,
-    source: dec.decode(source),
-    key: ((keyHi << 64n) | keyLo).toString(),
-  });
   return undefined;
+}
+
+/**
+ * Rows as schema v3 wrote them (ingest logs of the version before profile
+ * types: no type column, 32-bit values) in today's layout, typed `type`; or
+ * undefined when they do not walk. Linear, bounded by `data`.
+ */
+export function upgradeV3Rows(data: Uint8Array, rows: number, type: string): Uint8Array | undefined {
+  const typeBytes = enc.encode(type);
+  const out = new Uint8Array(data.length + rows * (typeBytes.length + 1 + 4));
+  const outView = new DataView(out.buffer);
+  const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  let p = 0;
+  let q = 0;
+  const copy = (n: number): boolean => {
+    if (p + n > data.length) return false;
+    out.set(data.subarray(p, p + n), q);
+    p += n;
+    q += n;
+    return true;
+  };
+  /** A LEB128 length, copied; -1 when cut short. */
+  const varint = (): number => {
+    let n = 0;
+    for (let shift = 0; shift < 35; shift += 7) {
+      if (p >= data.length) return -1;
+      const b = data[p++]!;
+      out[q++] = b;
+      n += (b & 0x7f) * 2 ** shift;
+      if (b < 0x80) return n;
+    }
+    return -1;
+  };
+  const str = (): boolean => {
+    const n = varint();
+    return n >= 0 && copy(n);
+  };
+  for (let r = 0; r < rows; r++) {
+    if (p >= data.length) return undefined;
+    const kind = data[p]!;
+    if (kind > 1 || !copy(1) || !str()) return undefined;
+    out[q++] = typeBytes.length;
+    out.set(typeBytes, q);
+    q += typeBytes.length;
+    // ts, labels_hash, stack_hash; then the 32-bit value as 64 bits.
+    if (!copy(4 + 16) || p + 4 > data.length) return undefined;
+    outView.setUint32(q, view.getUint32(p, true), true);
+    p += 4;
+    q += 8;
+    const entries = varint();
+    if (entries < 0) return undefined;
+    for (let e = 0; e < 2 * entries; e++) if (!str()) return undefined;
+    if (!copy(8 + 8 + 8 + 4) || !str() || !copy(16)) return undefined;
+  }
+  return p === data.length ? out.slice(0, q) : undefined;
 }
 
 /** The rows of `data` (tests): throws if they do not walk. */

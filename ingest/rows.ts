@@ -30,6 +30,8 @@ import type { KnownStacks } from './known.js';
 import { RowWriter } from './rowbinary.js';
 import { tsvEscape, tsvMap } from './tsv.js';
 import { SYNTHETIC } from '../profile/profile.js';
+import { CPU_TYPE_ID } from '../profile/profile-type.js';
+import { seriesOf, type SampleTypeConfig } from './profile-types.js';
 
 export type DictTable = 'functions' | 'locations' | 'stacks' | 'labelsets';
 export const DICT_TABLES: readonly DictTable[] = ['functions', 'locations', 'stacks', 'labelsets'];
@@ -40,11 +42,15 @@ export interface RowsInput {
   series: Record<string, string>;
   /** Overrides the profile's own start time (Unix ms). */
   timeMs?: number;
-  /** Overrides the profile's period (Pyroscope's sampleRate). */
+  /** The period when the profile has none of its own (Pyroscope's sampleRate). */
   periodNs?: number;
   /** Overrides the profile's duration (Pyroscope's from/until). */
   durationNs?: number;
   source: string;
+  /** The profile name of every series (the push's __name__ label); by default it follows from the sample types. */
+  name?: string;
+  /** pyroscope-go's sample_type_config: which sample types to store, and their display names. */
+  sampleTypeConfig?: SampleTypeConfig;
   format: IngestResponse['format'];
   /** The idempotency key as stored (UInt128, decimal). */
   key: string;
@@ -150,7 +156,7 @@ class SampleRows {
     if (this.table.added) this.values.push(count);
     else {
       const v = this.values[i]! + count;
-      if (v > 0xffffffff) throw new HttpError(400, 'bad sample value', 'one stack counts more than 4294967295 samples');
+      if (v > Number.MAX_SAFE_INTEGER) throw new HttpError(400, 'bad sample value', `one stack adds up to more than ${Number.MAX_SAFE_INTEGER}`);
       this.values[i] = v;
     }
   }
@@ -332,8 +338,6 @@ export class RowBuilder {
 
     // --- time, period, duration ---
     const ts = this.checkedTime(input.timeMs ?? (v.timeNanos > 0n ? Number(v.timeNanos / 1_000_000n) : now), now);
-    const periodUnit = this.str(v, v.periodTypeUnit);
-    const period = input.periodNs ?? (periodUnit === 'nanoseconds' ? v.period : 0);
     const duration = input.durationNs ?? v.durationNanos;
 
     const todayDay = Math.floor(now / 86_400_000);
@@ -341,17 +345,25 @@ export class RowBuilder {
     const svc = tsvEscape(service);
     const out: Record<DictTable, string[]> = { functions: [], locations: [], stacks: [], labelsets: [] };
 
-    // --- which value is the sample count (profile/pprof.ts's rule) ---
-    const types = v.sampleTypeType.length;
-    let countIdx = -1;
-    for (let i = 0; i < types && countIdx < 0; i++) {
-      if (this.str(v, v.sampleTypeType[i]!) === 'samples' && this.str(v, v.sampleTypeUnit[i]!) === 'count') countIdx = i;
+    // --- the series: one per profile type the sample types hold (profile-types.ts) ---
+    const specs = seriesOf(
+      {
+        sampleTypes: v.sampleTypeType.map((t, i) => ({ type: this.str(v, t), unit: this.str(v, v.sampleTypeUnit[i]!) })),
+        periodType: { type: this.str(v, v.periodTypeType), unit: this.str(v, v.periodTypeUnit) },
+        period: v.period,
+      },
+      {
+        ...(input.name !== undefined ? { name: input.name } : {}),
+        ...(input.sampleTypeConfig !== undefined ? { config: input.sampleTypeConfig } : {}),
+        ...(input.periodNs !== undefined ? { fallbackPeriodNs: input.periodNs } : {}),
+      },
+    );
+    if (specs.length === 0) {
+      throw new HttpError(400, 'no profile type', 'the sample_type_config names none of the profile\'s sample types');
     }
-    for (let i = 0; i < types && countIdx < 0; i++) if (this.str(v, v.sampleTypeUnit[i]!) === 'count') countIdx = i;
-    let timedIdx = -1;
-    if (countIdx < 0 && periodUnit && v.period > 0) {
-      for (let i = 0; i < types && timedIdx < 0; i++) if (this.str(v, v.sampleTypeUnit[i]!) === periodUnit) timedIdx = i;
-    }
+    const nSpecs = specs.length;
+    const groups = specs.map((spec) => ({ spec, rows: new SampleRows(), total: 0 }));
+    const sampleValues = new Array<number>(nSpecs).fill(0);
 
     // --- functions: hashed once per distinct string triple ---
     const fnIndex = indexOf(v.fnId);
@@ -543,8 +555,6 @@ export class RowBuilder {
     const frameBudget = limits.maxProfileFrames;
     let frames = 0;
     let truncated = 0;
-    let total = 0;
-    const rows = new SampleRows();
     const stacksSeen = new Set<string>();
     let newStacks = 0;
     const truncatedFn = syntheticFn(SYNTHETIC.truncated);
@@ -557,18 +567,26 @@ export class RowBuilder {
     const h = new Fnv64();
     const nSamples = v.sampleLocStart.length;
     for (let s = 0; s < nSamples; s++) {
-      // The count, as profile/pprof.ts derives it.
+      // This sample's value in each series; a sample with none is skipped before its stack is hashed.
       const vs = v.sampleValStart[s]!;
-      let count: number;
-      if (countIdx >= 0) count = v.values[vs + countIdx]!;
-      else if (timedIdx >= 0) {
-        const x = v.values[vs + timedIdx]!;
-        count = x > 0 ? Math.max(1, Math.round(x / v.period)) : 0;
-      } else count = types === 0 ? 1 : v.values[vs]!;
-      if (count <= 0) continue;
-      if (count > 0xffffffff) {
-        throw new HttpError(400, 'bad sample value', `sample ${s} counts ${count} samples, more than 4294967295`);
+      let any = false;
+      for (let k = 0; k < nSpecs; k++) {
+        const spec = specs[k]!;
+        const x = spec.index < 0 ? 1 : v.values[vs + spec.index]!;
+        let value: number;
+        if (spec.mode === 'count') value = x;
+        else if (spec.mode === 'timed') value = x > 0 ? Math.max(1, Math.round((x * spec.scale) / spec.periodNs)) : 0;
+        else value = x > 0 ? Math.round(x * spec.scale) : 0;
+        if (!(value > 0)) value = 0;
+        else if (spec.mode !== 'value' && value > 0xffffffff) {
+          throw new HttpError(400, 'bad sample value', `sample ${s} counts ${value} samples, more than 4294967295`);
+        } else if (value > Number.MAX_SAFE_INTEGER) {
+          throw new HttpError(400, 'bad sample value', `sample ${s} has value ${value}, more than ${Number.MAX_SAFE_INTEGER}`);
+        }
+        sampleValues[k] = value;
+        if (value > 0) any = true;
       }
+      if (!any) continue;
 
       // Frames leaf first; past maxDepth keep the root side and mark the cut at the leaf.
       const ls = v.sampleLocStart[s]!;
@@ -624,11 +642,21 @@ export class RowBuilder {
         }
       }
       const labels = labelsOf(s);
-      rows.add(labels.lo, labels.hi, stackLo, stackHi, count);
-      total += count;
+      for (let k = 0; k < nSpecs; k++) {
+        const value = sampleValues[k]!;
+        if (value === 0) continue;
+        const g = groups[k]!;
+        g.rows.add(labels.lo, labels.hi, stackLo, stackHi, value);
+        g.total += value;
+      }
     }
 
-    return this.finish(out, rows, { service, ts, period, duration, total, stacks: stacksSeen.size, newStacks, truncated }, input);
+    return this.finish(
+      out,
+      groups.map((g) => ({ type: g.spec.type, rows: g.rows, period: g.spec.periodNs, total: g.total })),
+      { service, ts, duration, stacks: stacksSeen.size, newStacks, truncated },
+      input,
+    );
   }
 
   /** The rows of a profile in Kiln's native form (profile/native.ts); marks taken back on refusal as build() does. */
@@ -814,13 +842,12 @@ export class RowBuilder {
     const definedStacks = new Uint32Array(2 * definedHere);
     const rowsOut = this.finish(
       out,
-      rows,
+      // Kiln's agent records CPU.
+      [{ type: CPU_TYPE_ID, rows, period: period > 0 ? period : (input.periodNs ?? 0), total }],
       {
         service,
         ts,
-        period: input.periodNs ?? period,
         duration: input.durationNs ?? duration,
-        total,
         stacks: stacks.size,
         newStacks,
         truncated,
@@ -848,31 +875,37 @@ export class RowBuilder {
     return ts;
   }
 
-  /** kiln_ingest rows (samples, then the profile row with its key) and the dictionary rows, as Rows. */
+  /** kiln_ingest rows (per series: its samples, then its profile row with the push's key) and the dictionary rows, as Rows. */
   private finish(
     out: Record<DictTable, string[]>,
-    rows: SampleRows,
-    p: { service: string; ts: number; period: number; duration: number; total: number; stacks: number; newStacks: number; truncated: number },
+    series: { type: string; rows: SampleRows; period: number; total: number }[],
+    p: { service: string; ts: number; duration: number; stacks: number; newStacks: number; truncated: number },
     input: RowsInput,
   ): Rows {
-    if (!(p.period >= 0 && p.period <= Number.MAX_SAFE_INTEGER)) throw new HttpError(400, 'bad period', `period ${p.period} is not a non-negative number of nanoseconds`);
     if (!(p.duration >= 0 && p.duration <= Number.MAX_SAFE_INTEGER)) throw new HttpError(400, 'bad duration', `duration ${p.duration} is not a non-negative number of nanoseconds`);
     const tsSeconds = p.ts / 1000;
-    const w = new RowWriter(64 + rows.size * 80);
-    const head = RowWriter.sampleHead(p.service, tsSeconds);
-    rows.write(w, head);
+    let rowCount = 0;
+    for (const g of series) {
+      if (!(g.period >= 0 && g.period <= Number.MAX_SAFE_INTEGER)) throw new HttpError(400, 'bad period', `period ${g.period} is not a non-negative number of nanoseconds`);
+      rowCount += g.rows.size;
+    }
+    const w = new RowWriter(64 + rowCount * 120);
     const seriesSorted = Object.entries(input.series).sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
-    w.profile({
-      service: p.service,
-      tsSeconds,
-      series: seriesSorted,
-      durationNs: Math.round(p.duration),
-      periodNs: Math.round(p.period),
-      samples: p.total,
-      rows: rows.size,
-      source: input.source,
-      key: input.key,
-    });
+    for (const g of series) {
+      g.rows.write(w, RowWriter.sampleHead(p.service, g.type, tsSeconds));
+      w.profile({
+        service: p.service,
+        type: g.type,
+        tsSeconds,
+        series: seriesSorted,
+        durationNs: Math.round(p.duration),
+        periodNs: Math.round(g.period),
+        samples: g.total,
+        rows: g.rows.size,
+        source: input.source,
+        key: input.key,
+      });
+    }
     if (this.faults.malformedService === p.service) w.cut(1);
     if (this.faults.poisonService === p.service) out.labelsets.push(`${tsvEscape(p.service)}\t1\t{}\tpoison`);
     const dict = {} as Record<DictTable, string>;
@@ -881,9 +914,10 @@ export class RowBuilder {
       dict[t] = out[t].length ? out[t].join('\n') + '\n' : '';
       dictRows += out[t].length;
     }
+    const first = series[0]!;
     return {
       data: w.done(),
-      dataRows: rows.size + 1,
+      dataRows: rowCount + series.length,
       dict,
       dictRows,
       definedStacks: NO_IDS,
@@ -893,11 +927,13 @@ export class RowBuilder {
         labels: input.series,
         time: p.ts,
         format: input.format,
-        samples: p.total,
-        rows: rows.size,
+        type: first.type,
+        samples: first.total,
+        rows: rowCount,
         stacks: p.stacks,
         newStacks: p.newStacks,
         truncatedStacks: p.truncated,
+        types: series.map((g) => ({ type: g.type, total: g.total, periodNs: Math.round(g.period) })),
       },
     };
   }

@@ -6,8 +6,8 @@
  * Kiln sends is the same SQL in all three modes.
  *
  * Layout (see ingest/README.md for the reasoning):
- *   kiln_samples    (service, ts, labels_hash, stack_hash, value): one row per distinct
- *                   stack x label set per profile; the only big table.
+ *   kiln_samples    (service, ts, labels_hash, stack_hash, value, type): one row per distinct
+ *                   stack x label set x profile type per profile; the only big table.
  *   kiln_samples_1h the same summed per hour and label set by a materialized view
  *                   (SummingMergeTree): long ranges read it and touch raw rows only at
  *                   their unaligned edges.
@@ -26,9 +26,13 @@
  *   kiln_schema     applied migrations, for people reading the database.
  */
 
+import { CPU_TYPE_ID } from '../profile/profile-type.js';
+
 export interface Column {
   name: string;
   type: string;
+  /** DEFAULT expression (what rows stored before the column existed read as). */
+  default?: string;
   /** Chosen per column; the reason is in `why`. */
   codec?: string;
   why: string;
@@ -59,6 +63,22 @@ export interface TableSpec {
  */
 const DEDUP = { non_replicated_deduplication_window: 10_000 };
 
+/**
+ * The profile type of a sample row (profile/profile-type.ts). Last in the sort
+ * keys: a service's types are told apart there (the rollups sum only rows of
+ * one type), and an existing table can only take a new key column at the end
+ * (migration 4). Almost every row is CPU, so the column is one dictionary
+ * entry and a run of zeros per part, and filtering on it costs a pass over
+ * one byte per row.
+ */
+const TYPE_COLUMN: Column = {
+  name: 'type',
+  type: 'LowCardinality(String)',
+  codec: 'ZSTD(1)',
+  why: `profile type ID, name:sample_type:sample_unit:period_type:period_unit; rows stored before types were kept apart read as ${CPU_TYPE_ID}`,
+};
+const TYPE_DEFAULT = `DEFAULT '${CPU_TYPE_ID}'`;
+
 const dictTtl = (days: number): string => `last_seen + toIntervalDay(${days + 1})`;
 const sampleTtl = (days: number): string => `ts + toIntervalDay(${days})`;
 const rollupTtl = (days: number): string => `t + toIntervalDay(${days})`;
@@ -75,6 +95,10 @@ export const ROLLUPS = [
   { table: 'samples_10m', bucketS: 600, labels: false },
 ] as const;
 
+function rollupOrderBy(labels: boolean): string {
+  return labels ? '(service, t, labels_hash, stack_hash, type)' : '(service, t, stack_hash, type)';
+}
+
 function rollupSpec(name: 'samples_10m' | 'samples_1h', width: string, labels: boolean): TableSpec {
   return {
     name,
@@ -86,17 +110,20 @@ function rollupSpec(name: 'samples_10m' | 'samples_1h', width: string, labels: b
       { name: 't', type: "DateTime('UTC')", codec: 'Delta, ZSTD(1)', why: 'bucket start; constant within runs' },
       ...(labels ? [{ name: 'labels_hash', type: 'UInt64', codec: 'ZSTD(1)', why: 'sort key: long runs' }] : []),
       { name: 'stack_hash', type: 'UInt64', codec: 'ZSTD(1)', why: 'sort key: sorted within each bucket (and label set)' },
-      { name: 'value', type: 'UInt64', codec: 'T64, ZSTD(1)', why: 'summed samples; T64 drops unused high bits' },
+      { name: 'value', type: 'UInt64', codec: 'T64, ZSTD(1)', why: 'summed values; T64 drops unused high bits' },
+      { ...TYPE_COLUMN, default: TYPE_DEFAULT, why: `${TYPE_COLUMN.why}; in the key, so only rows of one type are summed` },
     ],
     engine: 'SummingMergeTree',
     version: 'value',
     partitionBy: 'toDate(t)',
-    orderBy: labels ? '(service, t, labels_hash, stack_hash)' : '(service, t, stack_hash)',
+    orderBy: rollupOrderBy(labels),
     ttl: rollupTtl,
     settings: { ttl_only_drop_parts: 1, ...DEDUP },
     shardingKey: labels ? 'labels_hash' : 'stack_hash',
   };
 }
+
+const SAMPLES_ORDER_BY = '(service, toStartOfHour(ts), labels_hash, stack_hash, ts, type)';
 
 export const TABLES: TableSpec[] = [
   {
@@ -199,10 +226,14 @@ export const TABLES: TableSpec[] = [
       },
       {
         name: 'value',
-        type: 'UInt32',
+        type: 'UInt64',
         codec: 'T64, ZSTD(1)',
-        why: 'small sample counts: T64 drops the unused high bits before ZSTD',
+        why:
+          'sample counts for types sampled at a period (CPU, wall: count x period_ns is the time), the value itself ' +
+          'otherwise (bytes, objects). 64 bits: one stack can hold more than 4 GiB; T64 drops the unused high bits, so ' +
+          'small counts cost what they did as UInt32',
       },
+      { ...TYPE_COLUMN, default: TYPE_DEFAULT },
     ],
     engine: 'MergeTree',
     partitionBy: 'toDate(ts)',
@@ -210,7 +241,7 @@ export const TABLES: TableSpec[] = [
     // sets, GROUP BY stack_hash": service and the hour prune granules, label sets
     // prune within the hour, and sorting by stack_hash inside makes equal hashes
     // adjacent for compression.
-    orderBy: '(service, toStartOfHour(ts), labels_hash, stack_hash, ts)',
+    orderBy: SAMPLES_ORDER_BY,
     ttl: sampleTtl,
     // Retention drops whole day partitions instead of rewriting parts row by row.
     settings: { ttl_only_drop_parts: 1, ...DEDUP },
@@ -236,6 +267,11 @@ export const TABLES: TableSpec[] = [
       { name: 'rows', type: 'UInt32', codec: 'T64, ZSTD(1)', why: 'rows written to kiln_samples' },
       { name: 'source', type: 'LowCardinality(String)', why: 'pprof, pyroscope-pprof, pyroscope-folded; a spy name when given' },
       { name: 'ingest_key', type: 'UInt128', why: 'the idempotency key the profile was stored under (kiln_keys)' },
+      {
+        ...TYPE_COLUMN,
+        default: TYPE_DEFAULT,
+        why: `${TYPE_COLUMN.why}; a pprof of several types has a row per type, each with its own period and totals`,
+      },
     ],
     engine: 'MergeTree',
     partitionBy: 'toDate(ts)',
@@ -271,10 +307,11 @@ export const TABLES: TableSpec[] = [
     columns: [
       { name: 'kind', type: 'UInt8', why: '0 sample row, 1 profile row' },
       { name: 'service', type: 'LowCardinality(String)', why: 'as kiln_samples' },
+      { name: 'type', type: 'LowCardinality(String)', default: TYPE_DEFAULT, why: 'both kinds: the profile type' },
       { name: 'ts', type: "DateTime('UTC')", why: 'as kiln_samples' },
       { name: 'labels_hash', type: 'UInt64', why: 'sample rows' },
       { name: 'stack_hash', type: 'UInt64', why: 'sample rows' },
-      { name: 'value', type: 'UInt32', why: 'sample rows' },
+      { name: 'value', type: 'UInt64', why: 'sample rows' },
       { name: 'series', type: 'Map(LowCardinality(String), String)', why: 'profile rows' },
       { name: 'duration_ns', type: 'UInt64', why: 'profile rows' },
       { name: 'period_ns', type: 'UInt64', why: 'profile rows' },
@@ -375,7 +412,7 @@ export function createTableSql(spec: TableSpec, ctx: SchemaContext): string[] {
   const table = `${ctx.database}.${storageTable(spec, ctx)}`;
   const cols = spec.columns
     // ClickHouse's column grammar puts COMMENT before CODEC.
-    .map((c) => `    ${c.name} ${c.type} COMMENT '${c.why.replace(/'/g, "''")}'${c.codec ? ` CODEC(${c.codec})` : ''}`)
+    .map((c) => `    ${c.name} ${c.type}${c.default ? ` ${c.default}` : ''} COMMENT '${c.why.replace(/'/g, "''")}'${c.codec ? ` CODEC(${c.codec})` : ''}`)
     .join(',\n');
   const parts = [
     `CREATE TABLE IF NOT EXISTS ${table}${onCluster(ctx)}\n(\n${cols}\n)`,
@@ -414,10 +451,11 @@ export function modifyTtlSql(spec: TableSpec, ctx: SchemaContext): string | unde
  * SummingMergeTree sums them at merge time. The 10-minute rollup drops the
  * label sets, so grouping the block first merges the hosts of a service.
  */
-function rollupSelect(ctx: SchemaContext, r: (typeof ROLLUPS)[number]): string {
+function rollupSelect(ctx: SchemaContext, r: (typeof ROLLUPS)[number], typed: boolean): string {
   const t = `toStartOfInterval(ts, toIntervalSecond(${r.bucketS}), 'UTC') AS t`;
-  if (r.labels) return `SELECT service, ${t}, labels_hash, stack_hash, value\nFROM ${local(ctx, 'samples')}`;
-  return `SELECT service, ${t}, stack_hash, sum(value) AS value\nFROM ${local(ctx, 'samples')} GROUP BY service, t, stack_hash`;
+  const type = typed ? ', type' : '';
+  if (r.labels) return `SELECT service, ${t}, labels_hash, stack_hash, value${type}\nFROM ${local(ctx, 'samples')}`;
+  return `SELECT service, ${t}, stack_hash, sum(value) AS value${type}\nFROM ${local(ctx, 'samples')} GROUP BY service, t, stack_hash${type}`;
 }
 
 /**
@@ -426,14 +464,17 @@ function rollupSelect(ctx: SchemaContext, r: (typeof ROLLUPS)[number]): string {
  * that holds it.
  */
 export function createViewsSql(ctx: SchemaContext): string[] {
+  // Without `type`: the engine checks a view's query even when IF NOT EXISTS
+  // finds it, and a database from before migration 4 has no such column.
+  // Migration 4 brings every view to its current query.
   return ROLLUPS.map(
-    (r) => `CREATE MATERIALIZED VIEW IF NOT EXISTS ${ctx.database}.kiln_${r.table}_mv${onCluster(ctx)} TO ${local(ctx, r.table)} AS\n${rollupSelect(ctx, r)}`,
+    (r) => `CREATE MATERIALIZED VIEW IF NOT EXISTS ${ctx.database}.kiln_${r.table}_mv${onCluster(ctx)} TO ${local(ctx, r.table)} AS\n${rollupSelect(ctx, r, false)}`,
   );
 }
 
 /** The rollups' views brought to rollupSelect() in place (no moment without a view, unlike DROP and CREATE). */
 export function modifyViewsSql(ctx: SchemaContext): string[] {
-  return ROLLUPS.map((r) => `ALTER TABLE ${ctx.database}.kiln_${r.table}_mv${onCluster(ctx)} MODIFY QUERY ${rollupSelect(ctx, r)}`);
+  return ROLLUPS.map((r) => `ALTER TABLE ${ctx.database}.kiln_${r.table}_mv${onCluster(ctx)} MODIFY QUERY ${rollupSelect(ctx, r, true)}`);
 }
 
 function local(ctx: SchemaContext, name: string): string {
@@ -447,14 +488,65 @@ function local(ctx: SchemaContext, name: string): string {
  * and deduplicate_blocks_in_dependent_materialized_views, a repeated batch
  * adds nothing to any of them.
  */
+const INGEST_VIEWS = [
+  { name: 'samples', target: 'samples', select: 'service, ts, labels_hash, stack_hash, value', kind: 0 },
+  { name: 'profiles', target: 'profiles', select: 'service, ts, series, duration_ns, period_ns, samples, rows, source, ingest_key', kind: 1 },
+  { name: 'keys', target: 'keys', select: 'ingest_key AS key, ts', kind: 1 },
+] as const;
+
+/** typed: the query since migration 4 (the profile rows and sample rows carry their type). */
+function ingestViewSelect(ctx: SchemaContext, v: (typeof INGEST_VIEWS)[number], typed: boolean): string {
+  const type = typed && v.name !== 'keys' ? ', type' : '';
+  return `SELECT ${v.select}${type} FROM ${local(ctx, 'ingest')} WHERE kind = ${v.kind}`;
+}
+
+/** As createViewsSql: without `type` here, migration 4 adds it. */
 export function createIngestViewsSql(ctx: SchemaContext): string[] {
-  const view = (name: string, target: string, select: string, kind: number): string =>
-    `CREATE MATERIALIZED VIEW IF NOT EXISTS ${ctx.database}.kiln_ingest_${name}_mv${onCluster(ctx)} TO ${local(ctx, target)} AS\n` +
-    `SELECT ${select} FROM ${local(ctx, 'ingest')} WHERE kind = ${kind}`;
+  return INGEST_VIEWS.map(
+    (v) =>
+      `CREATE MATERIALIZED VIEW IF NOT EXISTS ${ctx.database}.kiln_ingest_${v.name}_mv${onCluster(ctx)} TO ${local(ctx, v.target)} AS\n` +
+      ingestViewSelect(ctx, v, false),
+  );
+}
+
+/**
+ * Migration 4: a profile type on every row. The sort keys of kiln_samples and
+ * its rollups take `type` at their end, which ClickHouse allows only for a
+ * column added in the same ALTER without a default; the default (CPU) is set
+ * by a second ALTER, and rows stored before read as it (a part without the
+ * column computes it from the default). Each statement is a no-op the second
+ * time. Values become UInt64 (a rewrite of kiln_samples.value on an existing
+ * table, nothing on a new one).
+ */
+function profileTypeSql(ctx: SchemaContext): string[] {
+  const on = onCluster(ctx);
+  const typeCol = `type LowCardinality(String)`;
+  const dist = (t: string, alter: string): string[] => (ctx.cluster ? [`ALTER TABLE ${ctx.database}.kiln_${t}${on} ${alter}`] : []);
+  const keyed = (t: string, orderBy: string): string[] => [
+    `ALTER TABLE ${local(ctx, t)}${on} ADD COLUMN IF NOT EXISTS ${typeCol} CODEC(ZSTD(1)), MODIFY ORDER BY ${orderBy}`,
+    `ALTER TABLE ${local(ctx, t)}${on} MODIFY COLUMN ${typeCol} ${TYPE_DEFAULT}`,
+    ...dist(t, `ADD COLUMN IF NOT EXISTS ${typeCol} ${TYPE_DEFAULT}`),
+  ];
+  const plain = (t: string): string[] => [
+    `ALTER TABLE ${local(ctx, t)}${on} ADD COLUMN IF NOT EXISTS ${typeCol} ${TYPE_DEFAULT} CODEC(ZSTD(1))`,
+    ...dist(t, `ADD COLUMN IF NOT EXISTS ${typeCol} ${TYPE_DEFAULT}`),
+  ];
   return [
-    view('samples', 'samples', 'service, ts, labels_hash, stack_hash, value', 0),
-    view('profiles', 'profiles', 'service, ts, series, duration_ns, period_ns, samples, rows, source, ingest_key', 1),
-    view('keys', 'keys', 'ingest_key AS key, ts', 1),
+    ...keyed('samples', SAMPLES_ORDER_BY),
+    ...keyed('samples_1h', rollupOrderBy(true)),
+    ...keyed('samples_10m', rollupOrderBy(false)),
+    ...plain('profiles'),
+    // kiln_ingest: `type` after service, where INSERT_COLUMNS puts it (a Null table: no data to move).
+    `ALTER TABLE ${local(ctx, 'ingest')}${on} ADD COLUMN IF NOT EXISTS ${typeCol} ${TYPE_DEFAULT} AFTER service`,
+    ...dist('ingest', `ADD COLUMN IF NOT EXISTS ${typeCol} ${TYPE_DEFAULT} AFTER service`),
+    `ALTER TABLE ${local(ctx, 'samples')}${on} MODIFY COLUMN value UInt64 CODEC(T64, ZSTD(1))`,
+    ...dist('samples', 'MODIFY COLUMN value UInt64'),
+    `ALTER TABLE ${local(ctx, 'ingest')}${on} MODIFY COLUMN value UInt64`,
+    ...dist('ingest', 'MODIFY COLUMN value UInt64'),
+    ...modifyViewsSql(ctx),
+    ...INGEST_VIEWS.filter((v) => v.name !== 'keys').map(
+      (v) => `ALTER TABLE ${ctx.database}.kiln_ingest_${v.name}_mv${on} MODIFY QUERY ${ingestViewSelect(ctx, v, true)}`,
+    ),
   ];
 }
 
@@ -469,7 +561,7 @@ export const INGEST_INSERT_SETTINGS = {
 
 /** Columns of each table ingest inserts into, in the order rows.ts writes them. */
 export const INSERT_COLUMNS = {
-  ingest: ['kind', 'service', 'ts', 'labels_hash', 'stack_hash', 'value', 'series', 'duration_ns', 'period_ns', 'samples', 'rows', 'source', 'ingest_key'],
+  ingest: ['kind', 'service', 'type', 'ts', 'labels_hash', 'stack_hash', 'value', 'series', 'duration_ns', 'period_ns', 'samples', 'rows', 'source', 'ingest_key'],
   functions: ['function_id', 'name', 'system_name', 'filename', 'start_line', 'last_seen'],
   locations: ['location_id', 'function_id', 'line', 'last_seen'],
   stacks: ['stack_hash', 'location_ids', 'last_seen'],
@@ -532,6 +624,14 @@ export const MIGRATIONS: Migration[] = [
   {
     version: 3,
     description: 'the hourly rollup view inserts a block as it is (SummingMergeTree sums at merge time) instead of grouping it first',
-    statements: modifyViewsSql,
+    // Migration 4 ends by bringing every view to its current query, which
+    // includes this change; run here, that query would name a column that
+    // a database from before migration 4 does not have yet.
+    statements: () => [],
+  },
+  {
+    version: 4,
+    description: 'profile types: kiln_samples, its rollups, kiln_profiles and kiln_ingest get a type column (existing rows: CPU), in the sort keys of the first three; values UInt64',
+    statements: profileTypeSql,
   },
 ];

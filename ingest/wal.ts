@@ -18,7 +18,7 @@
  * sealed (sealing waits for the group being written), so what a replay
  * inserts under a token is what the first attempt inserted under it.
  *
- * Record: magic u32 | payload length u32 | CRC-32 of the payload u32 | payload.
+ * Record: magic u32 ("KLR2"; "KLR1" from before profile types) | payload length u32 | CRC-32 of the payload u32 | payload.
  * Payload: data rows u32 | dictionary rows u32 | data length u32 |
  * 4 dictionary lengths u32 | key (UInt128 LE) | data (RowBinary) | 4
  * dictionary bodies (TabSeparated, DICT_TABLES order). A torn or corrupt
@@ -31,6 +31,8 @@ import { mkdir, open, readFile, readdir, rm, writeFile, type FileHandle } from '
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { DICT_TABLES, type DictTable } from './rows.js';
+import { upgradeV3Rows } from './rowbinary.js';
+import { CPU_TYPE_ID } from '../profile/profile-type.js';
 
 /** One push as logged. */
 export interface LogRecord {
@@ -44,7 +46,9 @@ export interface LogRecord {
   dictRows: number;
 }
 
-const MAGIC = 0x4b4c5231; // "KLR1"
+/** Records since profile types ("KLR2"); "KLR1" records hold rows in schema v3's layout, upgraded when read. */
+const MAGIC = 0x4b4c5232;
+const MAGIC_V3_ROWS = 0x4b4c5231;
 const FRAME_HEAD = 12;
 const PAYLOAD_HEAD = 4 * 7 + 16;
 
@@ -332,7 +336,8 @@ export function decodeRecords(buf: Buffer): LogRecord[] {
   const out: LogRecord[] = [];
   let p = 0;
   while (p + FRAME_HEAD + PAYLOAD_HEAD <= buf.length) {
-    if (buf.readUInt32LE(p) !== MAGIC) break;
+    const magic = buf.readUInt32LE(p);
+    if (magic !== MAGIC && magic !== MAGIC_V3_ROWS) break;
     const length = buf.readUInt32LE(p + 4);
     const start = p + FRAME_HEAD;
     if (length < PAYLOAD_HEAD || start + length > buf.length) break;
@@ -345,7 +350,10 @@ export function decodeRecords(buf: Buffer): LogRecord[] {
     const key = (payload.readBigUInt64LE(28 + 8) << 64n) | payload.readBigUInt64LE(28);
     if (PAYLOAD_HEAD + dataLen + dictLens.reduce((a, b) => a + b, 0) !== length) break;
     let q = PAYLOAD_HEAD;
-    const data = payload.subarray(q, q + dataLen);
+    let data: Uint8Array | undefined = payload.subarray(q, q + dataLen);
+    // Logged by the version before profile types: its rows were all CPU.
+    if (magic === MAGIC_V3_ROWS) data = upgradeV3Rows(data, dataRows, CPU_TYPE_ID);
+    if (!data) break;
     q += dataLen;
     const dict = {} as Record<DictTable, Uint8Array>;
     DICT_TABLES.forEach((t, i) => {

@@ -11,6 +11,7 @@
 import { promisify } from 'node:util';
 import { gzip, gzipSync } from 'node:zlib';
 import type { Frame, Profile } from './profile.js';
+import { CPU_TYPE, isSampledTime } from './profile-type.js';
 
 const gzipAsync = promisify(gzip);
 
@@ -100,10 +101,11 @@ export async function encodePprof(profile: Profile, options: EncodeOptions = {})
 }
 
 // profile.proto field numbers
-const PROFILE = { sampleType: 1, sample: 2, location: 4, function: 5, stringTable: 6, timeNanos: 9, durationNanos: 10, periodType: 11, period: 12, defaultSampleType: 14 };
+const PROFILE = { sampleType: 1, sample: 2, mapping: 3, location: 4, function: 5, stringTable: 6, timeNanos: 9, durationNanos: 10, periodType: 11, period: 12, defaultSampleType: 14 };
 const SAMPLE = { locationId: 1, value: 2, label: 3 };
 const LABEL = { key: 1, str: 2 };
-const LOCATION = { id: 1, line: 4 };
+const MAPPING = { id: 1, filename: 5, hasFunctions: 7, hasFilenames: 8, hasLineNumbers: 9 };
+const LOCATION = { id: 1, mappingId: 2, line: 4 };
 const LINE = { functionId: 1, line: 2 };
 const FUNCTION = { id: 1, name: 2, systemName: 3, filename: 4, startLine: 5 };
 const VALUE_TYPE = { type: 1, unit: 2 };
@@ -114,14 +116,19 @@ export function pprofBytes(profile: Profile, dictionary = new PprofDictionary())
   const strings = new Strings();
   // pprof periods are int64; 1e9/frequency is rarely whole.
   const period = Math.round(profile.periodNs);
-  const samplesType = strings.index('samples');
-  const count = strings.index('count');
-  const cpu = strings.index('cpu');
-  const nanoseconds = strings.index('nanoseconds');
-  for (const [type, unit] of [
-    [samplesType, count],
-    [cpu, nanoseconds],
-  ] as const) {
+  const type = profile.type ?? CPU_TYPE;
+  // A sampled time (CPU, wall): samples/count and the time, values [count, count x period].
+  // Anything else: its own sample type, values [count].
+  const sampled = isSampledTime(type);
+  const sampleTypes: [number, number][] = sampled
+    ? [
+        [strings.index('samples'), strings.index('count')],
+        [strings.index(type.sampleType), strings.index('nanoseconds')],
+      ]
+    : [[strings.index(type.sampleType), strings.index(type.sampleUnit)]];
+  const periodType = strings.index(type.periodType);
+  const periodUnit = strings.index(type.periodUnit);
+  for (const [type, unit] of sampleTypes) {
     const at = w.begin(PROFILE.sampleType);
     w.uint(VALUE_TYPE.type, type);
     w.uint(VALUE_TYPE.unit, unit);
@@ -137,7 +144,7 @@ export function pprofBytes(profile: Profile, dictionary = new PprofDictionary())
     w.raw(SAMPLE.locationId, stack.packed);
     const values = w.begin(SAMPLE.value);
     w.varint(s.count);
-    w.int64(s.count * period);
+    if (sampled) w.int64(s.count * period);
     w.end(values);
     for (const key in s.labels) {
       const label = w.begin(SAMPLE.label);
@@ -154,6 +161,7 @@ export function pprofBytes(profile: Profile, dictionary = new PprofDictionary())
     usedFunctions.add(l.functionId);
     const at = w.begin(PROFILE.location);
     w.uint(LOCATION.id, id);
+    w.uint(LOCATION.mappingId, 1);
     const line = w.begin(LOCATION.line);
     w.uint(LINE.functionId, l.functionId);
     w.int(LINE.line, l.line);
@@ -165,20 +173,31 @@ export function pprofBytes(profile: Profile, dictionary = new PprofDictionary())
     const at = w.begin(PROFILE.function);
     w.uint(FUNCTION.id, id);
     w.uint(FUNCTION.name, strings.index(f.name));
-    w.uint(FUNCTION.systemName, strings.index(f.systemName));
+    // Left empty where it is the name: pprof reads a system name like <module> that differs from
+    // nothing as a mangled one and prints <unknown>; readers take the name for an empty one.
+    if (f.systemName !== f.name) w.uint(FUNCTION.systemName, strings.index(f.systemName));
     w.uint(FUNCTION.filename, strings.index(f.filename));
     w.int(FUNCTION.startLine, f.startLine);
     w.end(at);
   }
+  // One mapping, the interpreter: every location is in it. Its functions, files and lines are
+  // known, so pprof tools neither warn that the main binary is missing nor try to symbolize it.
+  const mapping = w.begin(PROFILE.mapping);
+  w.uint(MAPPING.id, 1);
+  w.uint(MAPPING.filename, strings.index(profile.mainBinary || 'python'));
+  w.uint(MAPPING.hasFunctions, 1);
+  w.uint(MAPPING.hasFilenames, 1);
+  w.uint(MAPPING.hasLineNumbers, 1);
+  w.end(mapping);
   for (const s of strings.all) w.string(PROFILE.stringTable, s);
   w.int(PROFILE.timeNanos, profile.startNs);
   w.int(PROFILE.durationNanos, Math.round(profile.durationNs));
   const pt = w.begin(PROFILE.periodType);
-  w.uint(VALUE_TYPE.type, cpu);
-  w.uint(VALUE_TYPE.unit, nanoseconds);
+  w.uint(VALUE_TYPE.type, periodType);
+  w.uint(VALUE_TYPE.unit, periodUnit);
   w.end(pt);
   w.int(PROFILE.period, period);
-  w.uint(PROFILE.defaultSampleType, cpu);
+  w.uint(PROFILE.defaultSampleType, sampleTypes[sampleTypes.length - 1]![0]);
   return w.finish();
 }
 

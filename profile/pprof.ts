@@ -140,12 +140,16 @@ export function profileFromPprof(p: PprofProfile): Profile {
     if (n <= 0) continue;
     samples.push({ frames: s.locationId.flatMap(locationFrames), labels: labelsOf(s, str), count: n });
   }
-  return {
+  const out: Profile = {
     samples,
     periodNs: periodUnit === 'nanoseconds' ? period : 0,
     startNs: BigInt.asIntN(64, BigInt(p.timeNanos)),
     durationNs: toNumber(p.durationNanos),
   };
+  // The main mapping (the first, as pprof tools take it) names the binary.
+  const main = p.mapping[0] ? str(p.mapping[0].filename) : '';
+  if (main) out.mainBinary = main;
+  return out;
 }
 
 function sampleCounter(

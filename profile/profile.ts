@@ -4,6 +4,8 @@
  * speedscope.ts write it out.
  */
 
+import type { ProfileType } from './profile-type.js';
+
 export interface Frame {
   /** co_qualname (co_name before 3.11), e.g. "Worker.run" */
   name: string;
@@ -34,6 +36,13 @@ export interface Profile {
   startNs: bigint;
   /** how long recording lasted, nanoseconds */
   durationNs: number;
+  /**
+   * What the counts measure (profile-type.ts). Absent: CPU time, sampled at
+   * periodNs. A type that is not a sampled time has its values in `count`.
+   */
+  type?: ProfileType;
+  /** The interpreter binary the samples ran in (python3.13, /usr/bin/python3.13), written as pprof's main mapping. */
+  mainBinary?: string;
 }
 
 /** Synthetic frames Kiln adds where it knows something happened but has no code object. */
@@ -59,4 +68,16 @@ export function totalSamples(p: Profile): number {
   let n = 0;
   for (const s of p.samples) n += s.count;
   return n;
+}
+
+/**
+ * The interpreter's name for pprof's main mapping: python3.13 for processes
+ * of one version; python3 for several.
+ */
+export function interpreterBinary(versions: readonly string[]): string | undefined {
+  const minors = new Set(versions.map((v) => /^(\d+\.\d+)/.exec(v)?.[1]).filter((v): v is string => v !== undefined));
+  if (minors.size === 0) return undefined;
+  if (minors.size === 1) return `python${[...minors][0]}`;
+  const majors = new Set([...minors].map((v) => v.split('.')[0]));
+  return majors.size === 1 ? `python${[...majors][0]}` : 'python';
 }

@@ -2,7 +2,8 @@
 # Sets Kiln up on a fresh Debian machine, and does nothing that is already done:
 # the Debian packages it needs, npm ci, and the BPF object.
 # With --test, also what the test suite needs: the CPython roots (3.9, 3.13,
-# 3.14 from Debian), C headers for the layout checks, and chromium.
+# 3.14 from Debian), C headers for the layout checks, chromium, and golang-go
+# (go tool pprof reads Kiln's pprof in the tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,7 +11,7 @@ with_tests=""
 [ "${1:-}" = "--test" ] && with_tests=1
 
 pkgs=(clang bpftool libbpf-dev make gcc libc6-dev python3.11)
-[ -n "$with_tests" ] && pkgs+=(python3.11-dev debootstrap chromium util-linux mount)
+[ -n "$with_tests" ] && pkgs+=(python3.11-dev debootstrap chromium util-linux mount golang-go)
 
 missing=()
 for p in "${pkgs[@]}"; do

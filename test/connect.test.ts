@@ -21,12 +21,16 @@ import type { FlameNode, FlamegraphResponse, LabelsResponse, ServicesResponse, T
 import { PushRequestSchema, PushResponseSchema, PusherService, type PushRequest } from '../ingest/connect/gen/push/v1/push_pb.js';
 import { QuerierService, type FlameGraph } from '../ingest/connect/gen/querier/v1/querier_pb.js';
 import { startServe, type Daemon } from '../kit/harness.js';
+import { goHeapPprof } from '../kit/pprof-shapes.js';
 import { pprofBytes } from '../profile/pprof.js';
 import type { Frame, Profile } from '../profile/profile.js';
 
 const WRITE = 'connect-write-token';
 const READ = 'connect-read-token';
 const CPU = 'process_cpu:cpu:nanoseconds:cpu:nanoseconds';
+const INUSE = 'memory:inuse_space:bytes:space:bytes';
+/** The pushed CPU profiles' period: Pyroscope's clients read CPU in nanoseconds, Kiln stores counts of it. */
+const PERIOD_NS = 10_000_000;
 /** Whole minutes, a while ago: every push below lands in [T0, T0 + 3 min). */
 const T0 = Math.floor(Date.now() / 60_000) * 60_000 - 30 * 60_000;
 const FROM = T0 - 60_000;
@@ -42,19 +46,19 @@ function frame(name: string, line = 1): Frame {
 function profileAt(ms: number, stacks: [string[], number][]): Uint8Array {
   const p: Profile = {
     samples: stacks.map(([names, count]) => ({ frames: names.map((n) => frame(n)).reverse(), labels: {}, count })),
-    periodNs: 10_000_000,
+    periodNs: PERIOD_NS,
     startNs: BigInt(ms) * 1_000_000n,
     durationNs: 10e9,
   };
   return gzipSync(pprofBytes(p));
 }
 
-function pushRequest(service: string, labels: Record<string, string>, profiles: { body: Uint8Array; id?: string }[]): PushRequest {
+function pushRequest(service: string, labels: Record<string, string>, profiles: { body: Uint8Array; id?: string }[], name = 'process_cpu'): PushRequest {
   return create(PushRequestSchema, {
     series: [
       {
         labels: [
-          { name: '__name__', value: 'process_cpu' },
+          { name: '__name__', value: name },
           { name: 'service_name', value: service },
           ...Object.entries(labels).map(([name, value]) => ({ name, value })),
         ],
@@ -195,6 +199,15 @@ describe('Connect: Push API and Grafana querier on kiln serve', () => {
       expect((await flame('connect-json')).total).toBe(11);
     });
 
+    it('files a heap profile pushed beside CPU under its own types, leaving the CPU flame graph alone', async () => {
+      const heap = goHeapPprof([{ stack: ['main', 'cache.fill'], values: [4, 4096, 2, 2048] }], T0 + 30_000);
+      const r = await protoPush(pushRequest('connect-shop', { host: 'h1' }, [{ body: gzipSync(heap) }], 'memory'));
+      expect(r.status, r.body.toString()).toBe(200);
+      expect((await flame('connect-shop')).total).toBe(70);
+      const inuse = await flame('connect-shop', `&type=${encodeURIComponent(INUSE)}`);
+      expect([inuse.total, inuse.unit]).toEqual([2048, 'bytes']);
+    });
+
     it('refuses a wrong or missing token with unauthenticated, storing nothing', async () => {
       const req = pushRequest('connect-denied', {}, [{ body: shopA }]);
       for (const auth of [basic('tenant-1', 'wrong'), `Bearer ${READ}`, '']) {
@@ -260,7 +273,7 @@ describe('Connect: Push API and Grafana querier on kiln serve', () => {
     it('lists the profile type, the service and its labels', async () => {
       const g = grafana();
       const types = await g.profileTypes({ start: BigInt(FROM), end: BigInt(TO) });
-      expect(types.profileTypes.map((t) => t.ID)).toContain(CPU);
+      expect(types.profileTypes.map((t) => t.ID)).toEqual(expect.arrayContaining([CPU, INUSE, 'memory:alloc_space:bytes:space:bytes']));
       const cpu = types.profileTypes.find((t) => t.ID === CPU)!;
       expect([cpu.name, cpu.sampleType, cpu.sampleUnit, cpu.periodType, cpu.periodUnit]).toEqual(CPU.split(':'));
       // Grafana's editor starts with no service: service_name is what there is to pick.
@@ -274,6 +287,11 @@ describe('Connect: Push API and Grafana querier on kiln serve', () => {
       expect(hosts.names).toEqual(['h1', 'h2']);
       const h2 = await g.labelValues({ name: 'host', matchers: ['{service_name="connect-shop", host!="h1"}'], start: BigInt(FROM), end: BigInt(TO) });
       expect(h2.names).toEqual(['h2']);
+      // Only h1 has heap profiles; only connect-shop has them at all.
+      const heapHosts = await g.labelValues({ name: 'host', matchers: [`{service_name="connect-shop", __profile_type__="${INUSE}"}`], start: BigInt(FROM), end: BigInt(TO) });
+      expect(heapHosts.names).toEqual(['h1']);
+      const heapServices = await g.labelValues({ name: 'service_name', matchers: [`{__profile_type__="${INUSE}"}`], start: BigInt(FROM), end: BigInt(TO) });
+      expect(heapServices.names).toEqual(['connect-shop']);
     });
 
     /** The flame graph's levels read back into (path, total, self) triples. */
@@ -300,13 +318,14 @@ describe('Connect: Push API and Grafana querier on kiln serve', () => {
       return out;
     }
 
-    function jsonPaths(root: FlameNode): Map<string, { total: number; self: number }> {
+    /** /api/v1/flamegraph's tree as (path, total, self) in the type's unit (its values times its scale). */
+    function jsonPaths(f: FlamegraphResponse): Map<string, { total: number; self: number }> {
       const out = new Map<string, { total: number; self: number }>();
       const walk = (n: FlameNode, path: string): void => {
-        out.set(path, { total: n.value, self: n.self });
+        out.set(path, { total: n.value * f.scale, self: n.self * f.scale });
         for (const c of n.children) walk(c, `${path};${c.name}`);
       };
-      walk(root, '');
+      walk(f.root, '');
       return out;
     }
 
@@ -320,12 +339,25 @@ describe('Connect: Push API and Grafana querier on kiln serve', () => {
         const r = await g.selectMergeStacktraces({ profileTypeID: CPU, labelSelector: selector, start: BigInt(FROM), end: BigInt(TO) });
         const fg = r.flamegraph!;
         const json = await flame('connect-shop', extra);
-        expect(Number(fg.total), selector).toBe(json.total);
+        expect([json.unit, json.scale]).toEqual(['nanoseconds', PERIOD_NS]);
+        expect(Number(fg.total), selector).toBe(json.total * PERIOD_NS);
         expect(fg.names[0]).toBe('total');
-        expect(readLevels(fg)).toEqual(jsonPaths(json.root));
-        const selfs = [...jsonPaths(json.root).values()].map((n) => n.self);
+        expect(readLevels(fg)).toEqual(jsonPaths(json));
+        const selfs = [...jsonPaths(json).values()].map((n) => n.self);
         expect(Number(fg.maxSelf)).toBe(Math.max(...selfs));
       }
+      // Memory in bytes, as stored; the type in the selector works as well as in profile_typeID.
+      const heap = await g.selectMergeStacktraces({ profileTypeID: INUSE, labelSelector: '{service_name="connect-shop"}', start: BigInt(FROM), end: BigInt(TO) });
+      const heapJson = await flame('connect-shop', `&type=${encodeURIComponent(INUSE)}`);
+      expect(readLevels(heap.flamegraph!)).toEqual(jsonPaths(heapJson));
+      expect(Number(heap.flamegraph!.total)).toBe(2048);
+      const bySelector = await g.selectMergeStacktraces({
+        profileTypeID: INUSE,
+        labelSelector: `{service_name="connect-shop", __profile_type__="${INUSE}"}`,
+        start: BigInt(FROM),
+        end: BigInt(TO),
+      });
+      expect(Number(bySelector.flamegraph!.total)).toBe(2048);
     });
 
     it('SelectMergeStacktraces honours maxNodes as /api/v1/flamegraph does, and answers JSON too', async () => {
@@ -337,14 +369,14 @@ describe('Connect: Push API and Grafana querier on kiln serve', () => {
         maxNodes: 4n,
       });
       const json = await flame('connect-shop', '&maxNodes=4');
-      expect(readLevels(r.flamegraph!)).toEqual(jsonPaths(json.root));
+      expect(readLevels(r.flamegraph!)).toEqual(jsonPaths(json));
       const viaJson = await createClient(QuerierService, transport(false, `Bearer ${READ}`)).selectMergeStacktraces({
         profileTypeID: CPU,
         labelSelector: '{service_name="connect-shop"}',
         start: BigInt(FROM),
         end: BigInt(TO),
       });
-      expect(Number(viaJson.flamegraph!.total)).toBe(70);
+      expect(Number(viaJson.flamegraph!.total)).toBe(70 * PERIOD_NS);
     });
 
     it('SelectSeries: the buckets of /api/v1/timeline, and one series per value of a groupBy label', async () => {
@@ -352,8 +384,8 @@ describe('Connect: Push API and Grafana querier on kiln serve', () => {
       const r = await g.selectSeries({ profileTypeID: CPU, labelSelector: '{service_name="connect-shop"}', start: BigInt(FROM), end: BigInt(TO), step: 60 });
       const t = await api<TimelineResponse>(`timeline?service=connect-shop&from=${FROM}&to=${TO}&step=60`);
       expect(r.series).toHaveLength(1);
-      expect(r.series[0]!.points.map((p) => [Number(p.timestamp), p.value])).toEqual(t.points.map((p) => [p.t, p.value]));
-      expect(t.total).toBe(70);
+      expect(r.series[0]!.points.map((p) => [Number(p.timestamp), p.value])).toEqual(t.points.map((p) => [p.t, p.value * t.scale]));
+      expect([t.total, t.scale]).toEqual([70, PERIOD_NS]);
       const byHost = await g.selectSeries({
         profileTypeID: CPU,
         labelSelector: '{service_name="connect-shop"}',
@@ -363,13 +395,13 @@ describe('Connect: Push API and Grafana querier on kiln serve', () => {
         groupBy: ['host'],
       });
       const sums = Object.fromEntries(byHost.series.map((s) => [s.labels.find((l) => l.name === 'host')!.value, s.points.reduce((a, p) => a + p.value, 0)]));
-      expect(sums).toEqual({ h1: 45, h2: 25 });
+      expect(sums).toEqual({ h1: 45 * PERIOD_NS, h2: 25 * PERIOD_NS });
       const h1 = await api<TimelineResponse>(`timeline?service=connect-shop&from=${FROM}&to=${TO}&step=60&label=host=h1`);
       const s1 = byHost.series.find((s) => s.labels.some((l) => l.value === 'h1'))!;
-      expect(s1.points.map((p) => [Number(p.timestamp), p.value])).toEqual(h1.points.map((p) => [p.t, p.value]));
+      expect(s1.points.map((p) => [Number(p.timestamp), p.value])).toEqual(h1.points.map((p) => [p.t, p.value * h1.scale]));
     });
 
-    it('answers Connect errors: no service, a bad selector, an unknown type, a wrong token, an unserved method', async () => {
+    it('answers Connect errors: no service, a bad selector, a malformed type, a wrong token, an unserved method', async () => {
       const g = grafana();
       const range = { start: BigInt(FROM), end: BigInt(TO) };
       const none = await connectError(g.selectMergeStacktraces({ profileTypeID: CPU, labelSelector: '{host="h1"}', ...range }));
@@ -381,8 +413,13 @@ describe('Connect: Push API and Grafana querier on kiln serve', () => {
       expect(bad.code).toBe(Code.InvalidArgument);
       const unclosed = await connectError(g.labelNames({ matchers: ['{service_name="connect-shop'], ...range }));
       expect(unclosed.code).toBe(Code.InvalidArgument);
-      const type = await connectError(g.selectMergeStacktraces({ profileTypeID: 'memory:alloc_space:bytes:space:bytes', labelSelector: '{service_name="connect-shop"}', ...range }));
-      expect(type.code).toBe(Code.NotFound);
+      const type = await connectError(g.selectMergeStacktraces({ profileTypeID: 'process_cpu', labelSelector: '{service_name="connect-shop"}', ...range }));
+      expect(type.code).toBe(Code.InvalidArgument);
+      const clash = await connectError(g.selectSeries({ profileTypeID: CPU, labelSelector: `{service_name="connect-shop", __profile_type__="${INUSE}"}`, step: 15, ...range }));
+      expect(clash.code).toBe(Code.InvalidArgument);
+      // A type the service does not have is no error: there is no data of it.
+      const none2 = await g.selectMergeStacktraces({ profileTypeID: 'block:delay:nanoseconds:contentions:count', labelSelector: '{service_name="connect-shop"}', ...range });
+      expect(Number(none2.flamegraph!.total)).toBe(0);
       const backwards = await connectError(g.selectSeries({ profileTypeID: CPU, labelSelector: '{service_name="connect-shop"}', start: BigInt(TO), end: BigInt(FROM), step: 15 }));
       expect(backwards.code).toBe(Code.InvalidArgument);
       const denied = await connectError(createClient(QuerierService, transport(true, basic('grafana', 'wrong'))).profileTypes(range));

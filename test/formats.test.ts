@@ -40,6 +40,7 @@ function sampleProfile(): Profile {
     periodNs: PERIOD,
     startNs: START,
     durationNs: 10_000_000_000,
+    mainBinary: 'python3.13',
     samples: [
       { frames: [run, mainAt12, moduleFrame], labels: { ...mainThread }, count: 5 },
       { frames: [run, mainAt12, moduleFrame], labels: { ...worker }, count: 3 },
@@ -66,16 +67,20 @@ describe('pprof', () => {
     expect(BigInt(p.timeNanos)).toBe(START);
     expect(Number(p.durationNanos)).toBe(10_000_000_000);
 
-    // One function per distinct (name, system name, file, start line), ids 1.. in first-seen order.
+    // One function per distinct (name, system name, file, start line), ids 1.. in first-seen order;
+    // a system name equal to the name is left empty (go tool pprof would take <module> for a mangled name).
     const functions = p.function.map((f) => [Number(f.id), s(f.name), s(f.systemName), s(f.filename), Number(f.startLine)]);
     expect(functions).toEqual([
       [1, 'Worker.run', 'run', '/srv/app/worker.py', 40],
-      [2, 'main', 'main', '/srv/app/main.py', 10],
-      [3, '<module>', '<module>', '/srv/app/main.py', 1],
+      [2, 'main', '', '/srv/app/main.py', 10],
+      [3, '<module>', '', '/srv/app/main.py', 1],
       [4, 'Cálculo.número', 'número', '/srv/app/módulo_中文.py', 5],
-      [5, '[truncated]', '[truncated]', '', 0],
-      [6, 'odd;name\nwith newline', 'odd;name\nwith newline', '/srv/app/we;ird.py', 1],
+      [5, '[truncated]', '', '', 0],
+      [6, 'odd;name\nwith newline', '', '/srv/app/we;ird.py', 1],
     ]);
+    // One mapping, the interpreter, holding every location, with its functions and lines known.
+    expect(p.mapping.map((m) => [Number(m.id), s(m.filename), m.hasFunctions, m.hasFilenames, m.hasLineNumbers])).toEqual([[1, 'python3.13', true, true, true]]);
+    expect(new Set(p.location.map((l) => Number(l.mappingId)))).toEqual(new Set([1]));
     // One location per (function, line): main appears at two lines, so two locations.
     const locations = p.location.map((l) => [Number(l.id), l.line.map((x) => [Number(x.functionId), Number(x.line)])]);
     expect(locations).toEqual([

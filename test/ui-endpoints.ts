@@ -6,17 +6,19 @@
  * builders) and test/ui.test.ts (every request the page sends).
  */
 
-import type { DiffQuery, FlamegraphQuery, LabelsQuery, PprofQuery, ServicesQuery, TimelineQuery, TopQuery } from '../ingest/api.js';
+import type { DiffQuery, FlamegraphQuery, LabelsQuery, PprofQuery, ServicesQuery, TimelineQuery, TopQuery, TypesQuery } from '../ingest/api.js';
 
 /** Every key of T, each exactly once: a missing or extra key is a type error. */
 const keysOf = <T>(all: Record<keyof T, true>): string[] => Object.keys(all);
 
 export const ENDPOINT_PARAMS: Record<string, string[]> = {
   services: keysOf<ServicesQuery>({ from: true, to: true }),
-  labels: keysOf<LabelsQuery>({ service: true, from: true, to: true, label: true, query: true }),
-  flamegraph: keysOf<FlamegraphQuery>({ service: true, from: true, to: true, label: true, query: true, maxNodes: true, granularity: true }),
+  labels: keysOf<LabelsQuery>({ service: true, type: true, from: true, to: true, label: true, query: true }),
+  types: keysOf<TypesQuery>({ service: true, from: true, to: true, label: true, query: true }),
+  flamegraph: keysOf<FlamegraphQuery>({ service: true, type: true, from: true, to: true, label: true, query: true, maxNodes: true, granularity: true }),
   diff: keysOf<DiffQuery>({
     service: true,
+    type: true,
     from: true,
     to: true,
     label: true,
@@ -30,9 +32,9 @@ export const ENDPOINT_PARAMS: Record<string, string[]> = {
     comparisonTo: true,
     comparisonLabel: true,
   }),
-  top: keysOf<TopQuery>({ service: true, from: true, to: true, label: true, query: true, sort: true, order: true, limit: true, granularity: true }),
-  timeline: keysOf<TimelineQuery>({ service: true, from: true, to: true, label: true, query: true, step: true }),
-  pprof: keysOf<PprofQuery>({ service: true, from: true, to: true, label: true, query: true }),
+  top: keysOf<TopQuery>({ service: true, type: true, from: true, to: true, label: true, query: true, sort: true, order: true, limit: true, granularity: true }),
+  timeline: keysOf<TimelineQuery>({ service: true, type: true, from: true, to: true, label: true, query: true, step: true }),
+  pprof: keysOf<PprofQuery>({ service: true, type: true, from: true, to: true, label: true, query: true }),
 };
 
 /** The parameters of an /api/v1/ URL its endpoint does not take (empty when all is well). */

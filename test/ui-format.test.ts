@@ -1,6 +1,6 @@
 /** ui/src/format.ts: values in their unit (time, bytes, counts), shares and changes in share. */
 import { describe, expect, it } from 'vitest';
-import { CPU_SAMPLES, amount, count, measureOfType, percent, pp, value, type Measure } from '../ui/src/format.js';
+import { CPU_SAMPLES, amount, amountOf, count, measureOf, measureOfType, percent, pp, typeLabel, value, type Measure } from '../ui/src/format.js';
 
 describe('counts, shares and changes', () => {
   it('counts are whole, with thousands separators', () => {
@@ -67,19 +67,26 @@ describe('values in their unit', () => {
   it('counts: whole numbers; as a phrase they say what they count', () => {
     expect(amount(1234, 'count')).toBe('1,234');
     expect(value(1234, CPU_SAMPLES)).toBe('1,234 samples');
-    expect(value(1, { unit: 'count', noun: 'allocated objects' })).toBe('1 allocated objects');
+    expect(value(1, { unit: 'count', noun: 'allocated objects', scale: 1 })).toBe('1 allocated objects');
   });
 
   it('time and bytes as a phrase are just the amount', () => {
-    const cpu: Measure = { unit: 'nanoseconds', noun: 'CPU time' };
+    const cpu: Measure = { unit: 'nanoseconds', noun: 'CPU time', scale: 1 };
     expect(value(1.5e9, cpu)).toBe('1.5 s');
-    expect(value(2 ** 20, { unit: 'bytes', noun: 'in-use bytes' })).toBe('1 MiB');
+    expect(value(2 ** 20, { unit: 'bytes', noun: 'in-use bytes', scale: 1 })).toBe('1 MiB');
+  });
+
+  it('a scaled value is printed as its amount: 150 samples of 10 ms are 1.5 s', () => {
+    const sampled: Measure = { unit: 'nanoseconds', noun: 'CPU time', scale: 1e7 };
+    expect(value(150, sampled)).toBe('1.5 s');
+    expect(amountOf(150, sampled)).toBe('1.5 s');
+    expect(amountOf(3, { unit: 'count', noun: 'samples', scale: 1 })).toBe('3');
   });
 });
 
 describe('measures of Pyroscope profile types', () => {
   it('take the unit from the sample unit and a noun from the sample type', () => {
-    const cases: [string, Measure][] = [
+    const cases: [string, Omit<Measure, 'scale'>][] = [
       ['process_cpu:cpu:nanoseconds:cpu:nanoseconds', { unit: 'nanoseconds', noun: 'CPU time' }],
       ['process_cpu:samples:count:cpu:nanoseconds', { unit: 'count', noun: 'samples' }],
       ['wall:wall:nanoseconds:wall:nanoseconds', { unit: 'nanoseconds', noun: 'wall time' }],
@@ -88,15 +95,26 @@ describe('measures of Pyroscope profile types', () => {
       ['memory:alloc_objects:count:space:bytes', { unit: 'count', noun: 'allocated objects' }],
       ['block:delay:nanoseconds:contentions:count', { unit: 'nanoseconds', noun: 'delay' }],
       ['goroutine:goroutine_count:count:goroutine:count', { unit: 'count', noun: 'goroutine count' }],
+      ['x:constructor:count::', { unit: 'count', noun: 'constructor' }],
     ];
-    for (const [id, m] of cases) expect(measureOfType(id), id).toEqual(m);
+    for (const [id, m] of cases) expect(measureOfType(id), id).toEqual({ ...m, scale: 1 });
   });
 
   it('read a malformed or empty ID as a count of samples', () => {
-    expect(measureOfType('')).toEqual({ unit: 'count', noun: 'samples' });
-    expect(measureOfType('cpu')).toEqual({ unit: 'count', noun: 'CPU time' });
-    expect(measureOfType('x:y:parsecs')).toEqual({ unit: 'count', noun: 'y' });
-    expect(measureOfType('x:constructor:count')).toEqual({ unit: 'count', noun: 'constructor' });
-    expect(measureOfType('x:__proto__:bytes')).toEqual({ unit: 'bytes', noun: '  proto  ' });
+    for (const id of ['', 'cpu', 'x:y:parsecs', 'a:b:c:d:e:f']) expect(measureOfType(id), id).toEqual(CPU_SAMPLES);
+  });
+
+  it("take an API answer's unit and scale, and call counts of a sampled time samples", () => {
+    const cpu = 'process_cpu:cpu:nanoseconds:cpu:nanoseconds';
+    expect(measureOf({ type: cpu, unit: 'nanoseconds', scale: 1e7 })).toEqual({ unit: 'nanoseconds', noun: 'CPU time', scale: 1e7 });
+    expect(measureOf({ type: cpu, unit: 'count', scale: 1 })).toEqual({ unit: 'count', noun: 'samples', scale: 1 });
+    expect(measureOf({ type: 'memory:inuse_space:bytes:space:bytes', unit: 'bytes', scale: 1 })).toEqual({ unit: 'bytes', noun: 'in-use bytes', scale: 1 });
+  });
+
+  it('name types for the picker', () => {
+    expect(typeLabel('process_cpu:cpu:nanoseconds:cpu:nanoseconds')).toBe('CPU time');
+    expect(typeLabel('memory:inuse_space:bytes:space:bytes')).toBe('in-use bytes');
+    expect(typeLabel('mutex:delay:nanoseconds:contentions:count')).toBe('mutex: delay');
+    expect(typeLabel('not a type')).toBe('not a type');
   });
 });

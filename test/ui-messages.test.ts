@@ -9,6 +9,7 @@ import type { DiffResponse, FlamegraphResponse, ServiceInfo, TopEntry, TopRespon
 import { ApiFailure } from '../ui/src/api.js';
 import type { FlameData } from '../ui/src/flame.js';
 import { CPU_SAMPLES, type Measure } from '../ui/src/format.js';
+import { CPU_TYPE_ID } from '../profile/profile-type.js';
 import { busiest } from '../ui/src/loader.js';
 import { emptyReason, emptySideMessage, failureMessage, isAbort, noDataMessage, noServicesMessage } from '../ui/src/messages.js';
 import { basePatch } from '../ui/src/ranges.js';
@@ -20,12 +21,12 @@ import { diffRows } from '../ui/src/top.js';
 const NOW = Date.UTC(2026, 2, 15, 12, 30, 0);
 const MIN = 60_000;
 const view = (patch: Partial<ViewState> = {}): ViewState => ({ ...defaultState(), service: 'shop', ...patch });
-const service = (name: string, samples: number, lastSeen = NOW - 5 * 3_600_000): ServiceInfo => ({ name, profiles: 1, samples, firstSeen: lastSeen - 1000, lastSeen });
+const service = (name: string, samples: number, lastSeen = NOW - 5 * 3_600_000): ServiceInfo => ({ name, profiles: 1, samples, firstSeen: lastSeen - 1000, lastSeen, types: [CPU_TYPE_ID] });
 
 function single(total: number, patch: Partial<FlamegraphResponse> = {}): FlameData {
   return {
     kind: 'single',
-    resp: { service: 'shop', from: NOW - 3_600_000, to: NOW, filters: [], granularity: 'function', total, nodes: 3, fullNodes: 3, maxNodes: 8192, root: { name: 'root', value: total, self: 0, children: [] }, ...patch },
+    resp: { service: 'shop', type: CPU_TYPE_ID, unit: 'count', scale: 1, from: NOW - 3_600_000, to: NOW, filters: [], granularity: 'function', total, nodes: 3, fullNodes: 3, maxNodes: 8192, root: { name: 'root', value: total, self: 0, children: [] }, ...patch },
   };
 }
 
@@ -35,6 +36,9 @@ function diff(base: number, comparison: number, patch: Partial<DiffResponse> = {
     kind: 'diff',
     resp: {
       service: 'shop',
+      type: CPU_TYPE_ID,
+      unit: 'count',
+      scale: 1,
       granularity: 'function',
       base: side(base, NOW - 7_200_000),
       comparison: side(comparison, NOW - 3_600_000),
@@ -148,7 +152,9 @@ describe('failures', () => {
 });
 
 describe('the lines around the graph', () => {
-  const seconds: Measure = { unit: 'nanoseconds', noun: 'CPU time' };
+  const seconds: Measure = { unit: 'nanoseconds', noun: 'CPU time', scale: 1 };
+  // CPU time as the API gives it: sample counts worth a 10 ms period each.
+  const counted: Measure = { unit: 'nanoseconds', noun: 'CPU time', scale: 1e7 };
 
   it('summary of a single graph: total in its unit, service and range, filters, pruning', () => {
     const g = single(1234, { filters: [{ name: 'host', op: '=', values: ['web-1', 'web-2'] }, { name: 'region', op: '!=', values: ['eu'] }], nodes: 100, fullNodes: 250 });
@@ -159,18 +165,21 @@ describe('the lines around the graph', () => {
       { cls: 'muted', text: '100 of 250 frames (the smallest merged into [other])' },
     ]);
     expect(summaryParts(single(1.5e9), 'shop', seconds)[0]).toEqual({ cls: 'total', text: '1.5 s' });
+    expect(summaryParts(single(150), 'shop', counted)[0]).toEqual({ cls: 'total', text: '1.5 s' });
     expect(summaryParts(single(5), 'shop', CPU_SAMPLES)).toHaveLength(2);
   });
 
   it('summary of a diff: both totals in their unit', () => {
     expect(summaryParts(diff(1000, 2500), 'shop', CPU_SAMPLES)[0]).toEqual({ cls: 'total', text: 'base 1,000 → comparison 2,500 samples' });
     expect(summaryParts(diff(1e9, 2.5e9), 'shop', seconds)[0]).toEqual({ cls: 'total', text: 'base 1 s → comparison 2.5 s' });
+    expect(summaryParts(diff(100, 250), 'shop', counted)[0]).toEqual({ cls: 'total', text: 'base 1 s → comparison 2.5 s' });
     expect(summaryParts(diff(1, 2, { nodes: 10, fullNodes: 11 }), 'shop', CPU_SAMPLES).at(-1)).toEqual({ cls: 'muted', text: '10 of 11 frames' });
   });
 
   it('search status: frames, share of the total and the value in its unit', () => {
     expect(matchText('“run”', { frames: 1, value: 600, share: 0.6 }, CPU_SAMPLES)).toBe('“run”: 1 frame, 60.0 % of samples (600)');
     expect(matchText('/^c$/', { frames: 3, value: 2.5e9, share: 0.1 }, seconds)).toBe('/^c$/: 3 frames, 10.0 % of CPU time (2.5 s)');
+    expect(matchText('/^c$/', { frames: 3, value: 250, share: 0.1 }, counted)).toBe('/^c$/: 3 frames, 10.0 % of CPU time (2.5 s)');
     expect(matchText('b', { frames: 2, value: 30, share: 0.3, baseValue: 10, baseShare: 0.1 }, CPU_SAMPLES)).toBe('b: 2 frames, base 10.0 % → comparison 30.0 % of samples');
     expect(matchText('“zzz”', { frames: 0, value: 0, share: 0 }, CPU_SAMPLES)).toBe('“zzz”: no frame matches.');
   });

@@ -89,6 +89,16 @@ describe('API queries of a view', () => {
     expect(pprofQueries(single)).toEqual({ shown: { service: 'shop', from: 'now-24h', to: 'now', label: single.labels } });
   });
 
+  it('every query of a view of another profile type names it; CPU (the default) is left out', () => {
+    const heap: ViewState = { ...diff, type: 'memory:inuse_space:bytes:space:bytes' };
+    for (const s of [heap, { ...heap, mode: 'single' as const }]) {
+      for (const [endpoint, qs] of requests(s)) {
+        expect(new URLSearchParams(qs).get('type'), endpoint).toBe(endpoint === 'services' ? null : heap.type);
+      }
+    }
+    for (const [endpoint, qs] of requests(single)) expect(new URLSearchParams(qs).has('type'), endpoint).toBe(false);
+  });
+
   it('a diff puts the shared labels on both sides, each side’s own on its side', () => {
     expect(baseSide(diff)).toEqual({ from: 'now-48h', to: 'now-24h', label: ['host=web-1', 'region!=eu', 'version=1'] });
     expect(comparisonSide(diff)).toEqual({ from: 'now-24h', to: 'now', label: ['host=web-1', 'region!=eu', 'version=2'] });

@@ -6,6 +6,7 @@ import { dataKey, decodePath, defaultState, encodePath, labelText, parseState, s
 function everything(): ViewState {
   return {
     service: 'checkout-api ünï 服务',
+    type: 'memory:inuse_space:bytes:space:bytes',
     from: '2026-03-01T10:00:00Z',
     to: 'now-5m',
     labels: ['host=web-1', 'region!=eu-west', 'path=/a=b&c', 'emoji=🔥'],
@@ -51,6 +52,14 @@ describe('view state in the query string', () => {
       if (key.startsWith('base') || key.startsWith('comparison')) s.mode = 'diff';
       expect(parseState(serializeState(s)), key).toEqual(s);
     }
+  });
+
+  it('writes the type only when it is not CPU, reads an ID only, and reloads data for a new type', () => {
+    expect(serializeState({ ...defaultState(), service: 'a' })).toBe('?service=a');
+    const heap = { ...defaultState(), service: 'a', type: 'memory:inuse_space:bytes:space:bytes' };
+    expect(new URLSearchParams(serializeState(heap)).get('type')).toBe(heap.type);
+    expect(parseState('?service=a&type=heap').type).toBe(defaultState().type);
+    expect(dataKey(heap)).not.toBe(dataKey({ ...heap, type: defaultState().type }));
   });
 
   it('writes the diff sides only in diff mode', () => {

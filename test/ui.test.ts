@@ -22,6 +22,8 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { IngestResponse } from '../ingest/api.js';
 import { diffColor } from '../ui/src/colors.js';
+import { value } from '../ui/src/format.js';
+import { GO_SAMPLE_TYPE_CONFIG, goHeapPprof } from '../kit/pprof-shapes.js';
 import { serve } from '../ingest/serve.js';
 import { launchChromium, pageLoadFigures } from '../kit/chromium.js';
 import { loadFleetService } from '../kit/fleet.js';
@@ -42,6 +44,12 @@ async function push(url: string, service: string, host: string, timeMs: number, 
   if (r.status !== 200) throw new Error(`push ${service}/${host}: ${r.status} ${JSON.stringify(out)}`);
   return out;
 }
+
+/** The heap the "mixed" service has (Go's four types): in-use bytes are the last value. */
+const HEAP_SAMPLES: { stack: string[]; values: [number, number, number, number] }[] = [
+  { stack: ['main', 'handler', 'alloc'], values: [300, 3 * 2 ** 20, 2, 8192] },
+  { stack: ['main', 'cache.fill'], values: [10, 40960, 10, 40960] },
+];
 
 /** RFC 3339 to the second, as the page writes absolute times. */
 const iso = (ms: number): string => new Date(ms).toISOString().replace('.000Z', 'Z');
@@ -297,6 +305,14 @@ describe('web UI in chromium', () => {
     };
     await push(server.url, 'checkout', 'web-1', h0 + 15 * min, new Uint8Array(await encodePprof(synthetic)));
 
+    // A service with CPU and a Go heap (four types), for the type picker.
+    await push(server.url, 'mixed', 'web-1', h0 + 15 * min, new Uint8Array(await encodePprof(synthetic)));
+    const form = new FormData();
+    form.append('profile', new Blob([goHeapPprof(HEAP_SAMPLES, h0 + 15 * min)]), 'profile.pprof');
+    form.append('sample_type_config', new Blob([JSON.stringify(GO_SAMPLE_TYPE_CONFIG.heap)]), 'sample_type_config.json');
+    const heap = await fetch(`${server.url}/ingest?name=mixed&spyName=gospy&sampleRate=100`, { method: 'POST', body: form });
+    expect(heap.status, await heap.text()).toBe(200);
+
     browser = await launchChromium();
     context = await browser.newContext({ viewport: { width: 1440, height: 900 }, acceptDownloads: true });
   });
@@ -340,8 +356,8 @@ describe('web UI in chromium', () => {
     const a = nodeAt(baseTree, [...RUN, 'a']);
     expect(percentIn(text, 'total')).toBeCloseTo((a.value / baseTree.value) * 100, 0);
     expect(percentIn(text, 'self')).toBeCloseTo((a.self / baseTree.value) * 100, 0);
-    // The base recording was pushed three times.
-    expect(text).toContain(`${(3 * a.value).toLocaleString('en-US')} samples`);
+    // The base recording was pushed three times; its samples are CPU time, a period each.
+    expect(text).toContain(value(3 * a.value, { unit: 'nanoseconds', noun: 'CPU time', scale: Math.round(baseRecording.periodNs) }));
 
     // The table beside it: functions by self time, the first at its share.
     await page.locator('#top tbody tr').first().waitFor();
@@ -376,7 +392,7 @@ describe('web UI in chromium', () => {
     expect(await fill(page, 'a')).not.toBe(HIGHLIGHT);
     const runner = (name: string): boolean => name.toLowerCase().includes('runner');
     const frames = matchCount(baseTree, runner);
-    expect(await page.locator('#search-status').textContent()).toMatch(new RegExp(`“Runner”: ${frames} frames?, [\\d.]+ % of samples`));
+    expect(await page.locator('#search-status').textContent()).toMatch(new RegExp(`“Runner”: ${frames} frames?, [\\d.]+ % of CPU time`));
     expect(Number(await page.getAttribute('#search-status .match', 'data-share'))).toBeCloseTo(matchShare(baseTree, runner), 6);
     expect(page.url()).toContain('search=Runner');
 
@@ -623,6 +639,35 @@ describe('web UI in chromium', () => {
     expect(await page.locator('#message').isHidden()).toBe(true);
     expect(new URL(page.url()).searchParams.get('from')).toBe('now-24h');
     expect(await page.getAttribute('#presets button[data-preset="now-24h"]', 'aria-pressed')).toBe('true');
+  });
+
+  it('picks a profile type where a service has several, and prints each in its unit', async () => {
+    const range = `&from=${iso(h0)}&to=${iso(h0 + HOUR)}`;
+    const page = await open(`${server.url}/?service=mixed${range}`);
+    // CPU first: time.
+    expect(await page.locator('#type-field').isVisible()).toBe(true);
+    const options = await page.locator('#type option').allTextContents();
+    expect(options).toEqual(['CPU time', 'allocated bytes', 'allocated objects', 'in-use bytes', 'in-use objects']);
+    expect(await page.locator('#type').inputValue()).toBe('process_cpu:cpu:nanoseconds:cpu:nanoseconds');
+    expect(await page.locator('#summary .total').textContent()).toMatch(/^\d+(\.\d+)? (s|ms|min)$/);
+    await page.screenshot({ path: join(ARTIFACTS, 'type-cpu.png'), fullPage: true });
+
+    // In-use bytes: the graph of that type, in bytes, with the type in the URL.
+    await page.selectOption('#type', { label: 'in-use bytes' });
+    await page.waitForFunction(() => /type=memory%3Ainuse_space/.test(location.search));
+    await page.waitForFunction(() => /B$/.test(document.querySelector('#summary .total')?.textContent ?? ''));
+    expect(await summaryTotal(page)).toBe(HEAP_SAMPLES.reduce((t, x) => t + x.values[3], 0));
+    expect(await page.locator('#summary .total').textContent()).toMatch(/^\d+(\.\d+)? (B|KiB|MiB)$/);
+    expect(await page.locator(frame('cache.fill')).count()).toBe(1);
+    expect(await page.locator(frame('handle')).count()).toBe(0);
+    await page.screenshot({ path: join(ARTIFACTS, 'type-heap.png'), fullPage: true });
+
+    // Back is CPU again; a service with one type has no picker.
+    await page.goBack();
+    await page.waitForFunction(() => !location.search.includes('type='));
+    await page.locator(frame('handle')).first().waitFor();
+    const single = await open(`${server.url}/?service=checkout${range}`);
+    expect(await single.locator('#type-field').isHidden()).toBe(true);
   });
 
   it('says what to do when the range has no data', async () => {

@@ -15,7 +15,7 @@ import { Sampler, type BpfRunStats, type RawSample } from '../bpf/sampler.js';
 import { inspectProcess, looksLikePython, NoRuntimeSymbolError, NotPythonError, type PythonProcess } from './interpreter.js';
 import { kernelProc } from './kernel-layout.js';
 import { listPids, readMaps, startTime } from './proc.js';
-import { SYNTHETIC_FRAMES, type Frame, type Profile, type StackSample } from '../profile/profile.js';
+import { interpreterBinary, SYNTHETIC_FRAMES, type Frame, type Profile, type StackSample } from '../profile/profile.js';
 import { addSymbolizerStats, emptySymbolizerStats, Symbolizer, type SymbolizerStats } from './symbolizer.js';
 
 let frameKeyCount = 0;
@@ -467,5 +467,9 @@ export class Recorder {
 
 /** Merges per-process profiles into one (labels keep them apart). */
 export function mergeProfiles(parts: ProcessProfile[], periodNs: number, startNs: bigint, durationNs: number): Profile {
-  return { samples: parts.flatMap((p) => p.profile.samples), periodNs, startNs, durationNs };
+  const profile: Profile = { samples: parts.flatMap((p) => p.profile.samples), periodNs, startNs, durationNs };
+  const binary = interpreterBinary(parts.map((p) => p.pythonVersion));
+  if (binary) profile.mainBinary = binary;
+  return profile;
 }
+

@@ -9,6 +9,7 @@
 
 import type { PushRequest } from './gen/push/v1/push_pb.js';
 import { HttpError, checkLabel, checkService, type Limits } from '../limits.js';
+import { isProfileName } from '../pyroscope.js';
 
 /** Profiles one PushRequest may carry: each is a task for a worker, and a request's work stays bounded. */
 export const MAX_PUSH_PROFILES = 1_000;
@@ -58,7 +59,9 @@ export function pushItems(req: PushRequest, limits: Limits): PushItem[] {
     }
     if (service === undefined) throw new HttpError(400, 'missing service', `${where} has no ${SERVICE_LABEL} label; Kiln files profiles by service`);
     checkService(service, SERVICE_LABEL);
-    if (profileName !== undefined) checkLabel('__name__', profileName, limits, `${where} label`);
+    if (profileName !== undefined && !isProfileName(profileName)) {
+      throw new HttpError(400, 'bad name', `${where}: __name__ ${JSON.stringify(profileName.slice(0, 100))} is not a profile name (letters, digits, _ . -, at most 100)`);
+    }
     const labelsKey = Object.entries(series)
       .sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))
       .map(([k, v]) => `${k}=${v}`)

@@ -10,8 +10,9 @@
  */
 
 import { create } from '@bufbuild/protobuf';
-import type { FlameNode, LabelFilter } from '../api.js';
+import type { FlameNode, LabelFilter, LabelInfo } from '../api.js';
 import type { Limits } from '../limits.js';
+import { CPU_TYPE_ID, parseProfileType } from '../../profile/profile-type.js';
 import * as q from '../query.js';
 import type { Store } from '../store.js';
 import type { TimeRange } from '../time.js';
@@ -57,17 +58,13 @@ export interface QuerierDeps {
   store: Store;
   /** The flame tree of a selection, as /api/v1/flamegraph builds it. */
   flame(sel: q.Selection, maxNodes: number): Promise<FlameNode>;
+  /**
+   * What a stored value of the selection's type is worth in the type's unit
+   * (the sampling period for CPU and wall time: Kiln stores their sample
+   * counts, Pyroscope's clients expect nanoseconds).
+   */
+  scale(sel: q.Selection): Promise<number>;
 }
-
-/** The CPU profile type, the one every Kiln profile has until profile types are stored. */
-export const CPU_TYPE = {
-  id: 'process_cpu:cpu:nanoseconds:cpu:nanoseconds',
-  name: 'process_cpu',
-  sampleType: 'cpu',
-  sampleUnit: 'nanoseconds',
-  periodType: 'cpu',
-  periodUnit: 'nanoseconds',
-};
 
 /** A request's [start, end) in ms, checked; metadata calls (`clamp`) keep the latest part of an overlong range. */
 export function rangeOf(start: bigint, end: bigint, limits: Limits, clamp: boolean, now = Date.now()): TimeRange {
@@ -90,6 +87,8 @@ export function rangeOf(start: bigint, end: bigint, limits: Limits, clamp: boole
 export interface Selector {
   /** The service the selector names (service_name="x", or the legacy app{...} form), if exactly one. */
   service?: string;
+  /** The profile type a __profile_type__="ID" matcher names. */
+  type?: string;
   filters: LabelFilter[];
 }
 
@@ -100,7 +99,15 @@ export interface Selector {
 export function parseSelector(text: string, limits: Limits): Selector {
   const { filters, service: legacy } = q.parseFilters([], text.trim() === '' ? undefined : text, limits);
   const own = filters.filter((f) => f.name === SERVICE_LABEL);
-  const rest = filters.filter((f) => f.name !== SERVICE_LABEL);
+  const rest = filters.filter((f) => !f.name.startsWith('__') && f.name !== SERVICE_LABEL);
+  let type: string | undefined;
+  for (const f of filters) {
+    if (!f.name.startsWith('__')) continue;
+    if (f.name !== '__profile_type__' || f.op !== '=' || f.values.length !== 1) {
+      throw new ConnectError('invalid_argument', `matcher ${f.name}${f.op} is not supported; of Pyroscope's reserved labels Kiln takes __profile_type__="ID"`);
+    }
+    type = typeOf(f.values[0]!);
+  }
   const named = new Set<string>(legacy ? [legacy] : []);
   for (const f of own) {
     if (f.op !== '=') throw new ConnectError('invalid_argument', `${SERVICE_LABEL}!= is not supported: Kiln keeps profiles per service; name one with ${SERVICE_LABEL}="..."`);
@@ -110,7 +117,7 @@ export function parseSelector(text: string, limits: Limits): Selector {
     throw new ConnectError('invalid_argument', `the selector names ${named.size} services (${[...named].slice(0, 3).join(', ')}); Kiln answers for one service at a time`);
   }
   const [service] = named;
-  return service === undefined ? { filters: rest } : { service, filters: rest };
+  return { ...(service !== undefined ? { service } : {}), ...(type !== undefined ? { type } : {}), filters: rest };
 }
 
 function requireService(s: Selector, what: string): string {
@@ -120,19 +127,32 @@ function requireService(s: Selector, what: string): string {
   return s.service;
 }
 
-/** Before profile types are stored, every profile is CPU: any other type has no data. */
-function checkType(id: string): void {
-  if (id !== '' && id !== CPU_TYPE.id) {
-    throw new ConnectError('not_found', `profile type ${JSON.stringify(id.slice(0, 200))} is not stored here; ProfileTypes lists the ones that are`);
+/** A request's profile type ID, checked: empty means CPU, as everywhere in Kiln. A type nothing has is valid and has no data. */
+export function typeOf(id: string): string {
+  if (id === '') return CPU_TYPE_ID;
+  if (!parseProfileType(id)) {
+    throw new ConnectError('invalid_argument', `${JSON.stringify(id.slice(0, 200))} is not a profile type ID (name:sample_type:sample_unit:period_type:period_unit)`);
   }
+  return id;
+}
+
+/** The request's type, which a __profile_type__ matcher in its selector must agree with. */
+function selectType(id: string, s: Selector): string {
+  const type = typeOf(id);
+  if (s.type !== undefined && s.type !== type) {
+    throw new ConnectError('invalid_argument', `profile_typeID ${type} and the selector's __profile_type__ ${s.type} disagree`);
+  }
+  return type;
 }
 
 export async function profileTypes(deps: QuerierDeps, req: ProfileTypesRequest): Promise<ProfileTypesResponse> {
   const range = rangeOf(req.start, req.end, deps.limits, true);
-  const services = await q.services(deps.store, range);
-  const { id, ...rest } = CPU_TYPE;
+  const types = await q.profileTypes(deps.store, { range });
   return create(ProfileTypesResponseSchema, {
-    profileTypes: services.length > 0 ? [create(ProfileTypeSchema, { ID: id, ...rest })] : [],
+    profileTypes: types.flatMap((t) => {
+      const p = parseProfileType(t.type);
+      return p ? [create(ProfileTypeSchema, { ID: t.type, ...p })] : [];
+    }),
   });
 }
 
@@ -142,6 +162,17 @@ function matchersOf(matchers: string[], limits: Limits): Selector[] {
   return matchers.map((m) => parseSelector(m, limits));
 }
 
+/**
+ * Labels of a selector's service: of the type it names, else of every type
+ * the service has (a service with only heap profiles still has labels).
+ */
+async function labelsOf(deps: QuerierDeps, s: Selector & { service: string }, range: TimeRange): Promise<LabelInfo[]> {
+  const types = s.type !== undefined ? [s.type] : (await q.profileTypes(deps.store, { service: s.service, range, filters: s.filters })).map((t) => t.type);
+  const out: LabelInfo[] = [];
+  for (const type of types) out.push(...(await q.labels(deps.store, { service: s.service, range, filters: s.filters, type }, deps.limits.maxLabelValues)));
+  return out;
+}
+
 export async function labelNames(deps: QuerierDeps, req: LabelNamesRequest): Promise<LabelNamesResponse> {
   const range = rangeOf(req.start, req.end, deps.limits, true);
   const names = new Set<string>([SERVICE_LABEL]);
@@ -149,8 +180,7 @@ export async function labelNames(deps: QuerierDeps, req: LabelNamesRequest): Pro
   // Grafana's editor picks service_name first, then asks again with it.
   for (const s of matchersOf(req.matchers, deps.limits)) {
     if (s.service === undefined) continue;
-    const labels = await q.labels(deps.store, { service: s.service, range, filters: s.filters }, deps.limits.maxLabelValues);
-    for (const l of labels) names.add(l.name);
+    for (const l of await labelsOf(deps, { ...s, service: s.service }, range)) names.add(l.name);
   }
   return create(LabelNamesResponseSchema, { names: [...names].sort() });
 }
@@ -161,7 +191,10 @@ export async function labelValues(deps: QuerierDeps, req: LabelValuesRequest): P
   const named = selectors.filter((s) => s.service !== undefined);
   const values = new Set<string>();
   if (req.name === SERVICE_LABEL) {
-    const all = (await q.services(deps.store, range)).map((s) => s.name);
+    // Services with data in the range (of the type a matcher names, if one does).
+    const types = new Set(selectors.flatMap((s) => (s.type !== undefined ? [s.type] : [])));
+    const stored = await q.profileTypes(deps.store, { range });
+    const all = new Set(stored.filter((t) => types.size === 0 || types.has(t.type)).flatMap((t) => t.services));
     const wanted = new Set(named.map((s) => s.service!));
     for (const s of all) if (wanted.size === 0 || wanted.has(s)) values.add(s);
   } else {
@@ -169,24 +202,24 @@ export async function labelValues(deps: QuerierDeps, req: LabelValuesRequest): P
       throw new ConnectError('invalid_argument', `values of ${JSON.stringify(req.name.slice(0, 100))} need a service: add ${SERVICE_LABEL}="..." to the matchers`);
     }
     for (const s of named) {
-      const labels = await q.labels(deps.store, { service: s.service!, range, filters: s.filters }, deps.limits.maxLabelValues);
-      for (const v of labels.find((l) => l.name === req.name)?.values ?? []) values.add(v);
+      for (const l of await labelsOf(deps, { ...s, service: s.service! }, range)) if (l.name === req.name) for (const v of l.values) values.add(v);
     }
   }
   return create(LabelValuesResponseSchema, { names: [...values].sort() });
 }
 
 export async function selectMergeStacktraces(deps: QuerierDeps, req: SelectMergeStacktracesRequest): Promise<SelectMergeStacktracesResponse> {
-  checkType(req.profileTypeID);
   if (req.format !== ProfileFormat.UNSPECIFIED && req.format !== ProfileFormat.FLAMEGRAPH) {
     throw new ConnectError('unimplemented', `format ${ProfileFormat[req.format] ?? req.format} is not served; Kiln answers flame graphs (use /api/v1/pprof for pprof)`);
   }
   const sel = parseSelector(req.labelSelector, deps.limits);
+  const type = selectType(req.profileTypeID, sel);
   const service = requireService(sel, 'SelectMergeStacktraces');
   const range = rangeOf(req.start, req.end, deps.limits, false);
   const maxNodes = maxNodesOf(req.maxNodes, deps.limits);
-  const root = await deps.flame({ service, range, filters: sel.filters }, maxNodes);
-  return create(SelectMergeStacktracesResponseSchema, { flamegraph: toFlameGraph(root) });
+  const selection = { service, range, filters: sel.filters, type };
+  const [root, scale] = await Promise.all([deps.flame(selection, maxNodes), deps.scale(selection)]);
+  return create(SelectMergeStacktracesResponseSchema, { flamegraph: toFlameGraph(root, scale) });
 }
 
 /** Grafana sends its max-nodes setting; absent or 0 is Kiln's default, more than Kiln's limit is the limit. */
@@ -202,7 +235,8 @@ export function maxNodesOf(v: bigint | undefined, limits: Limits): number {
  * in names), rows left to right, children starting under their parent. The
  * root is Pyroscope's "total".
  */
-export function toFlameGraph(root: FlameNode): FlameGraph {
+export function toFlameGraph(root: FlameNode, scale = 1): FlameGraph {
+  const v = (x: number): number => Math.round(x * scale);
   const names: string[] = ['total'];
   const index = new Map<string, number>([['total', 0]]);
   const rows: number[][] = [];
@@ -219,7 +253,7 @@ export function toFlameGraph(root: FlameNode): FlameGraph {
       index.set(n.name, i);
     }
     const row = (rows[depth] ??= []);
-    row.push(x - (rowEnd[depth] ?? 0), n.value, n.self, i);
+    row.push(v(x) - v(rowEnd[depth] ?? 0), v(n.value), v(n.self), i);
     rowEnd[depth] = x + n.value;
     if (n.self > maxSelf) maxSelf = n.self;
     let cx = x + n.value;
@@ -232,8 +266,8 @@ export function toFlameGraph(root: FlameNode): FlameGraph {
   return create(FlameGraphSchema, {
     names,
     levels: rows.map((r) => create(LevelSchema, { values: r.map(BigInt) })),
-    total: BigInt(root.value),
-    maxSelf: BigInt(maxSelf),
+    total: BigInt(v(root.value)),
+    maxSelf: BigInt(v(maxSelf)),
   });
 }
 
@@ -246,15 +280,16 @@ export function stepOf(step: number, range: TimeRange): number {
 }
 
 export async function selectSeries(deps: QuerierDeps, req: SelectSeriesRequest): Promise<SelectSeriesResponse> {
-  checkType(req.profileTypeID);
   const sel = parseSelector(req.labelSelector, deps.limits);
+  const type = selectType(req.profileTypeID, sel);
   const service = requireService(sel, 'SelectSeries');
   const range = rangeOf(req.start, req.end, deps.limits, false);
   const step = stepOf(req.step, range);
   const groupBy = [...new Set(req.groupBy)].filter((g) => g !== SERVICE_LABEL);
   if (groupBy.length > 1) throw new ConnectError('invalid_argument', `Kiln groups series by one label at a time (asked: ${groupBy.slice(0, 5).join(', ')})`);
   const limit = req.limit === undefined || req.limit <= 0n ? MAX_GROUP_VALUES : Math.min(MAX_GROUP_VALUES, Number(req.limit));
-  const base = { service, range, filters: sel.filters };
+  const base = { service, range, filters: sel.filters, type };
+  const scale = await deps.scale(base);
   const serviceLabel = req.groupBy.includes(SERVICE_LABEL) ? [{ name: SERVICE_LABEL, value: service }] : [];
   const seriesOf = async (s: q.Selection, labels: { name: string; value: string }[]): Promise<{ series: Series; total: number }> => {
     const t = await q.timeline(deps.store, s, step);
@@ -262,7 +297,7 @@ export async function selectSeries(deps: QuerierDeps, req: SelectSeriesRequest):
       total: t.total,
       series: create(SeriesSchema, {
         labels: labels.map((l) => create(LabelPairSchema, l)),
-        points: t.points.map((p) => create(PointSchema, { value: p.value, timestamp: BigInt(p.t) })),
+        points: t.points.map((p) => create(PointSchema, { value: p.value * scale, timestamp: BigInt(p.t) })),
       }),
     };
   };

@@ -48,12 +48,24 @@ export function isMultipart(req: Request): boolean {
   return (req.headers['content-type'] ?? '').trimStart().toLowerCase().startsWith('multipart/form-data');
 }
 
+/** What a multipart push carries: its profile, and pyroscope-go's sample_type_config when there is one. */
+export interface MultipartPush {
+  profile: Buffer;
+  sampleTypeConfig?: string;
+}
+
+/** Largest sample_type_config part read (pyroscope-go's is a few hundred bytes). */
+const MAX_CONFIG_BYTES = 64 * 1024;
+
 /**
- * The profile of a multipart/form-data body (pyroscope-go's shape): the part
- * named "profile", else the first file. busboy reads it in one linear pass.
+ * The parts of a multipart/form-data body (pyroscope-go's shape): the part
+ * named "profile" (else the first file), and "sample_type_config". A
+ * "prev_profile" (older clients' cumulative profiles) is not used: Kiln
+ * stores what a profile holds, and today's clients send deltas. busboy reads
+ * the body in one linear pass.
  */
-export function multipartProfile(req: Request, body: Buffer, max: number): Promise<Buffer> {
-  return new Promise<Buffer>((resolve, reject) => {
+export function multipartProfile(req: Request, body: Buffer, max: number): Promise<MultipartPush> {
+  return new Promise<MultipartPush>((resolve, reject) => {
     let bb: busboy.Busboy;
     try {
       bb = busboy({
@@ -66,6 +78,7 @@ export function multipartProfile(req: Request, body: Buffer, max: number): Promi
     }
     let chosen: Buffer | undefined;
     let first: Buffer | undefined;
+    let config: string | undefined;
     let failed = false;
     const fail = (e: HttpError): void => {
       if (failed) return;
@@ -78,9 +91,19 @@ export function multipartProfile(req: Request, body: Buffer, max: number): Promi
       stream.on('limit', () => fail(new HttpError(413, 'body too large', `a part is larger than ${max} bytes`)));
       stream.on('end', () => {
         const data = Buffer.concat(parts);
+        if (name === 'sample_type_config') {
+          if (data.length > MAX_CONFIG_BYTES) fail(new HttpError(413, 'body too large', `sample_type_config is larger than ${MAX_CONFIG_BYTES} bytes`));
+          config ??= data.toString('utf8');
+          return;
+        }
+        if (name === 'prev_profile') return;
         if (name === 'profile') chosen ??= data;
         first ??= data;
       });
+    });
+    // A form field of that name (not a file) carries the same JSON.
+    bb.on('field', (name, value) => {
+      if (name === 'sample_type_config') config ??= value;
     });
     bb.on('partsLimit', () => fail(new HttpError(400, 'malformed multipart body', 'too many parts')));
     bb.on('filesLimit', () => fail(new HttpError(400, 'malformed multipart body', 'too many files')));
@@ -90,7 +113,7 @@ export function multipartProfile(req: Request, body: Buffer, max: number): Promi
       if (failed) return;
       const data = chosen ?? first;
       if (!data || data.length === 0) fail(new HttpError(400, 'malformed multipart body', 'no "profile" part'));
-      else resolve(data);
+      else resolve({ profile: data, ...(config !== undefined ? { sampleTypeConfig: config } : {}) });
     });
     bb.end(body);
   });

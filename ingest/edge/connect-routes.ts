@@ -41,7 +41,7 @@ import { pushItems } from '../connect/push.js';
 import * as querier from '../connect/querier.js';
 import type { Auth } from './auth.js';
 import { readBody } from './body.js';
-import { flameTree } from './query-routes.js';
+import { flameTree, unitOf } from './query-routes.js';
 
 export interface ConnectDeps {
   limits: Limits;
@@ -104,6 +104,7 @@ export function connectRoutes(deps: ConnectDeps): express.Router {
     limits,
     store: deps.store,
     flame: async (sel, maxNodes) => (await flameTree(deps.store, deps.resolver, sel, 'function', maxNodes)).root,
+    scale: async (sel) => (await unitOf(deps.store, sel)).scale,
   };
   const Q = '/querier.v1.QuerierService';
   unary(`${Q}/ProfileTypes`, ProfileTypesRequestSchema, ProfileTypesResponseSchema, 'read', (m) => querier.profileTypes(qd, m));
@@ -141,7 +142,7 @@ async function push(deps: ConnectDeps, items: ReturnType<typeof pushItems>): Pro
           body: it.body,
           contentEncoding: 'identity',
           format: 'pprof',
-          input: { service: it.service, series: it.series, source: 'pyroscope-push' },
+          input: { service: it.service, series: it.series, source: 'pyroscope-push', ...(it.profileName !== undefined ? { name: it.profileName } : {}) },
           ...(it.keyHeader !== undefined ? { keyHeader: it.keyHeader } : {}),
         },
         it.service,

@@ -9,6 +9,7 @@ import type { IngestResponse } from '../api.js';
 import type { Committer } from '../commit.js';
 import { HttpError, checkLabel, checkService, type Limits } from '../limits.js';
 import { parseAppName } from '../pyroscope.js';
+import { parseSampleTypeConfig } from '../profile-types.js';
 import { iso, parseTime } from '../time.js';
 import type { Task } from '../worker.js';
 import type { WorkerPool } from '../workers.js';
@@ -66,7 +67,7 @@ export function ingestRoutes(deps: IngestDeps): express.Router {
     if (unknown.length > 0) {
       throw new HttpError(400, 'unknown parameter', `${JSON.stringify(unknown[0]!.slice(0, 50))} is not taken here; parameters: ${PYROSCOPE_PARAMS.join(', ')}`);
     }
-    const { service, labels } = parseAppName(one(query, 'name'), limits);
+    const { service, labels, name } = parseAppName(one(query, 'name'), limits);
     checkService(service, 'application name');
     const now = Date.now();
     const fromText = one(query, 'from');
@@ -97,14 +98,24 @@ export function ingestRoutes(deps: IngestDeps): express.Router {
         series: labels,
         timeMs: from,
         source: `pyroscope-${format === 'auto' ? 'auto' : format}${spyName ? `/${spyName}` : ''}`,
+        // The SDK's rate is a fallback: a pprof's own period wins (Node's SDK sends 17 Hz for a 10 ms wall profile).
         ...(periodNs !== undefined ? { periodNs } : {}),
+        ...(name !== undefined ? { name } : {}),
         ...(from !== undefined && until !== undefined ? { durationNs: (until - from) * 1e6 } : {}),
       },
       keyHeader: keyHeaderOf(req),
       timeText: fromText,
     };
     let body = await readBody(req, limits.maxBodyBytes);
-    if (isMultipart(req)) body = await multipartProfile(req, body, limits.maxBodyBytes);
+    if (isMultipart(req)) {
+      const parts = await multipartProfile(req, body, limits.maxBodyBytes);
+      body = parts.profile;
+      if (parts.sampleTypeConfig !== undefined) {
+        const sampleTypeConfig = parseSampleTypeConfig(parts.sampleTypeConfig);
+        await push(deps, res, { ...task, input: { ...task.input, sampleTypeConfig }, body });
+        return;
+      }
+    }
     await push(deps, res, { ...task, body });
   });
 

@@ -5,10 +5,11 @@
  */
 
 import type { Request } from 'express';
-import type { Granularity } from '../api.js';
+import type { Granularity, LabelFilter } from '../api.js';
 import { HttpError, checkService, type Limits } from '../limits.js';
 import { parseFilters, type Selection } from '../query.js';
 import { parseRange } from '../time.js';
+import { CPU_TYPE_ID, parseProfileType } from '../../profile/profile-type.js';
 
 export type Query = Record<string, string | string[]>;
 
@@ -69,23 +70,43 @@ export function granularityOf(query: Query): Granularity {
 }
 
 /** What every range query takes. */
-export const RANGE_PARAMS = ['service', 'from', 'to', 'label', 'query'] as const;
+export const RANGE_PARAMS = ['service', 'from', 'to', 'label', 'query', 'type'] as const;
 
 /** service, range and filters of a query; with a prefix (base, comparison), side parameters override the shared ones. */
 export function selection(query: Query, limits: Limits, prefix = ''): Selection {
   const side = (name: string): string | undefined =>
     (prefix ? one(query, `${prefix}${name[0]!.toUpperCase()}${name.slice(1)}`) : undefined) ?? one(query, name);
+  const { service: named, filters } = serviceAndFilters(query, limits, prefix);
+  const service = checkService(named);
+  const range = parseRange(side('from'), side('to'), {
+    now: Date.now(),
+    maxRangeMs: limits.maxQueryRangeMs,
+    prefix: prefix ? `${prefix} ` : '',
+  });
+  return { service, range, filters, type: typeOf(query) };
+}
+
+/** service= and the label filters (label=, query=), with query='s name as the service when service= is absent; the service may be missing. */
+export function serviceAndFilters(query: Query, limits: Limits, prefix = ''): { service: string | undefined; filters: LabelFilter[] } {
   const labels = [...many(query, 'label'), ...(prefix ? many(query, `${prefix}Label`) : [])];
   const { filters, service: fromSelector } = parseFilters(labels, one(query, 'query'), limits);
   const given = one(query, 'service');
   if (given !== undefined && fromSelector !== undefined && given !== fromSelector) {
     throw new HttpError(400, 'bad service', `service=${given} and query=${fromSelector}{...} disagree`);
   }
-  const service = checkService(given ?? fromSelector);
-  const range = parseRange(side('from'), side('to'), {
-    now: Date.now(),
-    maxRangeMs: limits.maxQueryRangeMs,
-    prefix: prefix ? `${prefix} ` : '',
-  });
-  return { service, range, filters };
+  return { service: given ?? fromSelector, filters };
+}
+
+/** The type= parameter: a profile type ID, CPU when absent. */
+export function typeOf(query: Query): string {
+  const t = one(query, 'type');
+  if (t === undefined || t === '') return CPU_TYPE_ID;
+  if (!parseProfileType(t)) {
+    throw new HttpError(
+      400,
+      'unknown profile type',
+      `${JSON.stringify(t.slice(0, 200))} is not a profile type ID (name:sample_type:sample_unit:period_type:period_unit, e.g. ${CPU_TYPE_ID}; GET /api/v1/types lists them)`,
+    );
+  }
+  return t;
 }

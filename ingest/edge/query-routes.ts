@@ -15,18 +15,21 @@ import type {
   TimelineResponse,
   TopResponse,
   TopSort,
+  TypesResponse,
+  ValueUnitOf,
 } from '../api.js';
 import { Resolver, UNKNOWN_STACK_FN } from '../dict.js';
-import { HttpError, type Limits } from '../limits.js';
+import { HttpError, checkService, type Limits } from '../limits.js';
 import * as q from '../query.js';
 import type { Store } from '../store.js';
 import { parseRange } from '../time.js';
 import { buildCallTree, frameView, toDiff, toFlame, topFunctions, type FlameResult, type FrameView, type StackValue } from '../tree.js';
 import { encodePprof } from '../../profile/pprof.js';
-import type { Frame, Profile } from '../../profile/profile.js';
+import { interpreterBinary, type Frame, type Profile } from '../../profile/profile.js';
 import type { Auth } from './auth.js';
 import { sendBytes } from './respond.js';
-import { RANGE_PARAMS, granularityOf, intParam, maxNodesOf, one, onlyParams, queryOf, selection } from './params.js';
+import { RANGE_PARAMS, granularityOf, intParam, maxNodesOf, one, onlyParams, queryOf, selection, serviceAndFilters } from './params.js';
+import { CPU_TYPE, CPU_TYPE_ID, isSampledTime, parseProfileType, valueKind, valueUnit } from '../../profile/profile-type.js';
 
 /** Pyroscope's default sampling rate, used when the stored profiles did not say. */
 const FALLBACK_PERIOD_NS = 10_000_000;
@@ -66,6 +69,26 @@ export function queryRoutes(deps: QueryDeps): express.Router {
     await sendJson(req, res, body);
   });
 
+  api.get('/types', async (req, res) => {
+    const query = queryOf(req);
+    onlyParams(query, ['service', 'from', 'to', 'label', 'query']);
+    const { service, filters } = serviceAndFilters(query, limits);
+    if (service !== undefined) checkService(service);
+    if (filters.length > 0 && service === undefined) throw new HttpError(400, 'bad query', 'label filters need a service');
+    const range = parseRange(one(query, 'from'), one(query, 'to'), { now: Date.now(), maxRangeMs: limits.maxQueryRangeMs });
+    await store.ready();
+    const types = await q.profileTypes(store, { ...(service !== undefined ? { service } : {}), range, filters });
+    const body: TypesResponse = {
+      ...(service !== undefined ? { service } : {}),
+      ...range,
+      types: types.flatMap((t) => {
+        const p = parseProfileType(t.type);
+        return p ? [{ id: t.type, ...p, unit: valueKind(p), services: t.services }] : [];
+      }),
+    };
+    await sendJson(req, res, body);
+  });
+
   api.get('/labels', async (req, res) => {
     const query = queryOf(req);
     onlyParams(query, RANGE_PARAMS);
@@ -82,9 +105,10 @@ export function queryRoutes(deps: QueryDeps): express.Router {
     const maxNodes = maxNodesOf(query, limits);
     const granularity = granularityOf(query);
     await store.ready();
-    const tree = await flameTree(store, resolver, sel, granularity, maxNodes);
+    const [tree, unit] = await Promise.all([flameTree(store, resolver, sel, granularity, maxNodes), unitOf(store, sel)]);
     const body: FlamegraphResponse = {
       service: sel.service,
+      ...unit,
       ...sel.range,
       filters: sel.filters,
       granularity,
@@ -116,11 +140,12 @@ export function queryRoutes(deps: QueryDeps): express.Router {
     const maxNodes = maxNodesOf(query, limits);
     const granularity = granularityOf(query);
     await store.ready();
-    const [b, c] = await Promise.all([q.stackValues(store, base), q.stackValues(store, comparison)]);
+    const [b, c, unit] = await Promise.all([q.stackValues(store, base), q.stackValues(store, comparison), unitOf(store, comparison)]);
     const view = await viewFor(store, resolver, [...b, ...c], granularity);
     const tree = toDiff(buildCallTree(view, c, b), view, maxNodes);
     const body: DiffResponse = {
       service: base.service,
+      ...unit,
       granularity,
       base: { ...base.range, filters: base.filters, total: tree.root.base },
       comparison: { ...comparison.range, filters: comparison.filters, total: tree.root.comparison },
@@ -145,11 +170,12 @@ export function queryRoutes(deps: QueryDeps): express.Router {
     if (orderText !== 'asc' && orderText !== 'desc') throw new HttpError(400, 'bad order', 'order is asc or desc');
     const limit = intParam(query, 'limit', 100, 1, 10_000);
     await store.ready();
-    const stacks = await q.stackValues(store, sel);
+    const [stacks, unit] = await Promise.all([q.stackValues(store, sel), unitOf(store, sel)]);
     const view = await viewFor(store, resolver, stacks, granularity);
     const top = topFunctions(view, stacks, sort, orderText);
     const body: TopResponse = {
       service: sel.service,
+      ...unit,
       ...sel.range,
       filters: sel.filters,
       granularity,
@@ -178,8 +204,8 @@ export function queryRoutes(deps: QueryDeps): express.Router {
     }
     if ((sel.range.to - sel.range.from) / step > 10_000) throw new HttpError(400, 'bad step', 'more than 10,000 buckets; use a wider step');
     await store.ready();
-    const t = await q.timeline(store, sel, step);
-    const body: TimelineResponse = { service: sel.service, ...sel.range, filters: sel.filters, step, total: t.total, points: t.points };
+    const [t, unit] = await Promise.all([q.timeline(store, sel, step), unitOf(store, sel)]);
+    const body: TimelineResponse = { service: sel.service, ...unit, ...sel.range, filters: sel.filters, step, total: t.total, points: t.points };
     await sendJson(req, res, body);
   });
 
@@ -187,15 +213,23 @@ export function queryRoutes(deps: QueryDeps): express.Router {
     const query = queryOf(req);
     onlyParams(query, RANGE_PARAMS);
     const sel = selection(query, limits);
+    const type = parseProfileType(sel.type ?? CPU_TYPE_ID) ?? CPU_TYPE;
     await store.ready();
-    const [stacks, period] = await Promise.all([q.stackValues(store, sel), q.samplingPeriod(store, sel)]);
-    await resolver.load(store, stacks.map((s) => s.hash));
+    const [stacks, period] = await Promise.all([q.stackLabelValues(store, sel), q.samplingPeriod(store, sel)]);
+    const [labelSets] = await Promise.all([
+      q.labelSets(store, sel.service, stacks.map((s) => s.labels)),
+      resolver.load(store, stacks.map((s) => s.hash)),
+    ]);
+    const labelsOf = (id: string): Record<string, string> => labelSets.get(id) ?? {};
     const profile: Profile = {
-      samples: stacks.map((s) => ({ frames: pprofFrames(resolver, s.hash), labels: {}, count: s.value })),
-      periodNs: period > 0 ? period : FALLBACK_PERIOD_NS,
+      samples: stacks.map((s) => ({ frames: pprofFrames(resolver, s.hash), labels: labelsOf(s.labels), count: s.value })),
+      periodNs: period > 0 ? period : isSampledTime(type) ? FALLBACK_PERIOD_NS : 0,
       startNs: BigInt(sel.range.from) * 1_000_000n,
       durationNs: (sel.range.to - sel.range.from) * 1e6,
+      type,
     };
+    const binary = interpreterBinary([...labelSets.values()].map((l) => l.python_version ?? ''));
+    if (binary) profile.mainBinary = binary;
     const buf = await encodePprof(profile);
     const name = `${sel.service.replace(/[^\w.-]+/g, '_')}-${new Date(sel.range.from).toISOString().replace(/[:.]/g, '')}.pb.gz`;
     res.setHeader('Content-Type', 'application/octet-stream');
@@ -211,6 +245,14 @@ export async function flameTree(store: Store, resolver: Resolver, sel: q.Selecti
   const stacks = await q.stackValues(store, sel);
   const view = await viewFor(store, resolver, stacks, granularity);
   return toFlame(buildCallTree(view, stacks), view, maxNodes);
+}
+
+/** The unit of a selection's values: a sampled time's counts are worth its most common period. */
+export async function unitOf(store: Store, sel: q.Selection): Promise<ValueUnitOf> {
+  const type = sel.type ?? CPU_TYPE_ID;
+  const t = parseProfileType(type) ?? CPU_TYPE;
+  const period = isSampledTime(t) ? await q.samplingPeriod(store, sel) : 0;
+  return { type, ...valueUnit(t, period) };
 }
 
 async function viewFor(store: Store, resolver: Resolver, stacks: StackValue[], granularity: Granularity): Promise<FrameView> {

@@ -14,6 +14,8 @@ import { drawMessage, emptyReason, emptySideMessage, failureMessage, hideMessage
 import { pageState, type PageState } from './page.js';
 import { baseSide } from './query.js';
 import { highlightOf } from './search.js';
+import { measureOf } from './format.js';
+import { serviceTypes, typeFor } from './types.js';
 import { dataKey, parseState, serializeState, type ViewState } from './state.js';
 import { drawBreadcrumb, drawLegend, drawSearchStatus, drawSummary } from './summary.js';
 import { absolute, resolve } from './time.js';
@@ -119,6 +121,7 @@ export class App {
       return this.fail(e, signal);
     }
     if (signal.aborted) return;
+    page.measure = measureOf(data.resp);
     // Only now the rest: the store runs few statements at once, and these would have delayed the graph.
     loader.secondary(s, signal, {
       timeline: (t) => {
@@ -142,6 +145,13 @@ export class App {
       // No samples may mean no services at all; the list tells which empty state to show.
       await servicesReq.catch(() => {});
       if (signal.aborted) return;
+      // A service without the type asked for (a Node service has wall and heap, no CPU): show one it has.
+      const type = typeFor(serviceTypes(page.services, s.service), s.type);
+      if (type !== s.type) {
+        page.view = { ...page.view, type };
+        this.writeUrl('replace');
+        return this.render(true);
+      }
       return this.showEmpty(page.services?.length === 0 ? 'no-services' : empty, data);
     }
     this.showContent();

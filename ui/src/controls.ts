@@ -12,6 +12,7 @@ import type { PageState } from './page.js';
 import { baseSide, comparisonSide, pprofQueries } from './query.js';
 import { baseChoice, basePatch, modePatch, pinned, presetOf, presetPatch, servicePatch, type BaseChoice } from './ranges.js';
 import { serializeState, type ViewState } from './state.js';
+import { serviceTypes, typeChoices, typeFor } from './types.js';
 import { absolute, formatRange, fromLocalInput, resolve, span, toLocalInput } from './time.js';
 
 export interface ControlsHost {
@@ -54,7 +55,11 @@ export class Controls {
     this.baseLabels = new LabelEditor(el.baseLabels, 'base', (l) => update({ baseLabels: l }, 'push'));
     this.comparisonLabels = new LabelEditor(el.comparisonLabels, 'comparison', (l) => update({ comparisonLabels: l }, 'push'));
 
-    el.service.addEventListener('change', () => update(servicePatch(el.service.value), 'push'));
+    el.service.addEventListener('change', () => {
+      const service = el.service.value;
+      update({ ...servicePatch(service), type: typeFor(serviceTypes(host.page.services, service), view().type) }, 'push');
+    });
+    el.type.addEventListener('change', () => update({ type: el.type.value, zoom: [], focus: undefined }, 'push'));
 
     el.presets.addEventListener('click', (e) => {
       const b = (e.target as HTMLElement).closest<HTMLButtonElement>('button[data-preset]');
@@ -201,6 +206,28 @@ export class Controls {
     if (current !== names.join('\0')) el.service.replaceChildren(...names.map((n) => new Option(n, n)));
     el.service.value = s.service;
     el.service.disabled = names.length === 0;
+    this.drawTypes();
+  }
+
+  /** The type picker, shown when the service has more than one type (or the URL names one it does not list). */
+  drawTypes(): void {
+    const { el } = this;
+    const s = this.host.page.view;
+    const choices = s.service ? typeChoices(serviceTypes(this.host.page.services, s.service), s.type) : undefined;
+    el.typeField.hidden = !choices;
+    if (!choices) return;
+    const current = [...el.type.options].map((o) => o.value).join('\0');
+    if (current !== choices.map((c) => c.id).join('\0')) {
+      el.type.replaceChildren(
+        ...choices.map((c) => {
+          const o = new Option(c.label, c.id);
+          o.title = c.id;
+          return o;
+        }),
+      );
+    }
+    el.type.value = s.type;
+    el.type.title = s.type;
   }
 
   /** The label filter chips and pickers (values from page.labels). */

@@ -9,6 +9,8 @@ function find<T extends HTMLElement = HTMLElement>(sel: string): T {
 export function pageElements() {
   return {
     service: find<HTMLSelectElement>('#service'),
+    type: find<HTMLSelectElement>('#type'),
+    typeField: find('#type-field'),
     presets: find('#presets'),
     rangeText: find('#range-text'),
     modes: find('#modes'),

@@ -1,10 +1,13 @@
 /**
  * Numbers as the page prints them. Every value of a profile (tooltip, table,
- * summary, search status, timeline) is printed here in its measure's unit, so
- * when the API keeps profile types apart (CPU and wall time in nanoseconds,
- * memory in bytes, objects and samples as counts) only the measure changes.
- * Today every value is a CPU sample count (ingest/api.ts).
+ * summary, search status, timeline) is printed here in its measure's unit:
+ * the API says what its values are (ingest/api.ts ValueUnitOf: CPU and wall
+ * time as sample counts worth the period each, memory in bytes, objects and
+ * contentions as counts), and only the measure changes between types.
  */
+
+import type { ValueUnitOf } from '../../ingest/api.js';
+import { parseProfileType, valueKind, type ProfileType } from '../../profile/profile-type.js';
 
 export type Unit = 'nanoseconds' | 'bytes' | 'count';
 
@@ -13,10 +16,12 @@ export interface Measure {
   unit: Unit;
   /** What the total is, for sentences ("60 % of samples", "of CPU time"). */
   noun: string;
+  /** A value times scale is an amount in unit (a CPU sample count times the period is time). */
+  scale: number;
 }
 
-/** Kiln's values until the API has profile types: samples of CPU time, one per period. */
-export const CPU_SAMPLES: Measure = { unit: 'count', noun: 'samples' };
+/** Plain sample counts: what the page shows before it knows better. */
+export const CPU_SAMPLES: Measure = { unit: 'count', noun: 'samples', scale: 1 };
 
 /** Nouns for the sample types Pyroscope's clients send; others are spelled from their name. */
 const NOUNS: Record<string, string> = {
@@ -27,19 +32,42 @@ const NOUNS: Record<string, string> = {
   inuse_space: 'in-use bytes',
   alloc_objects: 'allocated objects',
   inuse_objects: 'in-use objects',
+  contentions: 'contentions',
+  delay: 'delay',
 };
+
+/** What a type's values are called: "CPU time", "in-use bytes", "goroutine count". */
+function nounOf(t: ProfileType): string {
+  // hasOwn: a type named after an Object.prototype key ("constructor") is spelled, not looked up.
+  return Object.hasOwn(NOUNS, t.sampleType) ? NOUNS[t.sampleType]! : t.sampleType.replace(/_/g, ' ');
+}
 
 /**
  * The measure of a Pyroscope profile type ID (name:sample_type:sample_unit:period_type:period_unit,
- * e.g. process_cpu:cpu:nanoseconds:cpu:nanoseconds, memory:inuse_space:bytes:space:bytes):
- * the sample unit says how values print; anything but time and bytes is a count.
+ * e.g. process_cpu:cpu:nanoseconds:cpu:nanoseconds, memory:inuse_space:bytes:space:bytes)
+ * when its values are in its own unit: time and bytes print as such,
+ * anything else is a count. Not an ID: plain samples.
  */
 export function measureOfType(id: string): Measure {
-  const [name = '', sampleType = '', sampleUnit = ''] = id.split(':');
-  const unit: Unit = sampleUnit === 'nanoseconds' ? 'nanoseconds' : sampleUnit === 'bytes' ? 'bytes' : 'count';
-  const what = sampleType || name;
-  // hasOwn: a type named after an Object.prototype key ("constructor") is spelled, not looked up.
-  return { unit, noun: Object.hasOwn(NOUNS, what) ? NOUNS[what]! : what.replace(/_/g, ' ') || 'samples' };
+  const t = parseProfileType(id);
+  if (!t) return CPU_SAMPLES;
+  return { unit: valueKind(t), noun: nounOf(t), scale: 1 };
+}
+
+/** The measure of an API answer: its unit and scale, named after its type (counts of unknown period are samples). */
+export function measureOf(r: ValueUnitOf): Measure {
+  const t = parseProfileType(r.type);
+  if (!t) return { ...CPU_SAMPLES, unit: r.unit, scale: r.scale };
+  const noun = r.unit === 'count' && valueKind(t) === 'nanoseconds' ? 'samples' : nounOf(t);
+  return { unit: r.unit, noun, scale: r.scale };
+}
+
+/** How the type picker names a type: its noun, and the profile's name when the noun does not say it ("mutex: delay"). */
+export function typeLabel(id: string): string {
+  const t = parseProfileType(id);
+  if (!t) return id;
+  const noun = nounOf(t);
+  return t.name === 'process_cpu' || t.name === 'wall' || t.name === 'memory' ? noun : `${t.name}: ${noun}`;
 }
 
 const int = new Intl.NumberFormat('en-US', { maximumFractionDigits: 0 });
@@ -96,7 +124,12 @@ export function amount(v: number, unit: Unit): string {
 
 /** A value as a phrase: "1,234 samples", "1.5 s", "12 MiB" (time and bytes say what they are). */
 export function value(v: number, m: Measure): string {
-  return m.unit === 'count' ? `${count(v)} ${m.noun}` : amount(v, m.unit);
+  return m.unit === 'count' ? `${count(v * m.scale)} ${m.noun}` : amount(v * m.scale, m.unit);
+}
+
+/** A value without its noun, in its measure: amount() of the value scaled. */
+export function amountOf(v: number, m: Measure): string {
+  return amount(v * m.scale, m.unit);
 }
 
 /** A share 0..1 as a percentage: one decimal, two below 1 %. */

@@ -22,7 +22,7 @@ export interface PageState {
   /** The graph on screen; undefined while loading and when a message shows instead. */
   graph: FlameData | undefined;
   table: TableData | undefined;
-  /** What the values measure (the profile type's unit); CPU samples until the API has types. */
+  /** What the values on screen measure: the graph answer's type, unit and scale (format.ts measureOf). */
   measure: Measure;
   /** The custom time range form is open. */
   customOpen: boolean;

@@ -9,6 +9,7 @@
 import type { DiffQuery, FlamegraphQuery, LabelsQuery, PprofQuery, ServicesQuery, TimelineQuery, TopQuery } from '../../ingest/api.js';
 import { apiUrl } from './api.js';
 import type { ViewState } from './state.js';
+import { CPU_TYPE_ID } from '../../profile/profile-type.js';
 
 /** /api/v1/services over the longest range the server allows (32 days), so every retained service is listed. */
 export const SERVICES_RANGE = 'now-30d';
@@ -38,8 +39,13 @@ export function servicesQuery(): ServicesQuery {
   return { from: SERVICES_RANGE };
 }
 
+/** type= when it is not the default, so the common URL stays short. */
+function typeOf(s: ViewState): { type?: string } {
+  return s.type !== CPU_TYPE_ID ? { type: s.type } : {};
+}
+
 export function flamegraphQuery(s: ViewState): FlamegraphQuery {
-  return { service: s.service, from: s.from, to: s.to, label: s.labels, granularity: s.granularity };
+  return { service: s.service, ...typeOf(s), from: s.from, to: s.to, label: s.labels, granularity: s.granularity };
 }
 
 export function diffQuery(s: ViewState): DiffQuery {
@@ -47,6 +53,7 @@ export function diffQuery(s: ViewState): DiffQuery {
   const c = comparisonSide(s);
   return {
     service: s.service,
+    ...typeOf(s),
     granularity: s.granularity,
     baseFrom: b.from,
     baseTo: b.to,
@@ -60,23 +67,23 @@ export function diffQuery(s: ViewState): DiffQuery {
 /** Samples over time of the side on screen. */
 export function timelineQuery(s: ViewState): TimelineQuery {
   const side = shownSide(s);
-  return { service: s.service, from: side.from, to: side.to, label: side.label };
+  return { service: s.service, ...typeOf(s), from: side.from, to: side.to, label: side.label };
 }
 
 /** Label names and values for the pickers: the main range, no filters (a filter must not hide its own alternatives). */
 export function labelsQuery(s: ViewState): LabelsQuery {
-  return { service: s.service, from: s.from, to: s.to };
+  return { service: s.service, ...typeOf(s), from: s.from, to: s.to };
 }
 
 /** The table's queries: the side on screen, and in a diff the base first. */
 export function topQueries(s: ViewState): { base?: TopQuery; shown: TopQuery } {
-  const q = (side: Side): TopQuery => ({ service: s.service, from: side.from, to: side.to, label: side.label, granularity: s.granularity, limit: TOP_LIMIT });
+  const q = (side: Side): TopQuery => ({ service: s.service, ...typeOf(s), from: side.from, to: side.to, label: side.label, granularity: s.granularity, limit: TOP_LIMIT });
   return s.mode === 'diff' ? { base: q(baseSide(s)), shown: q(comparisonSide(s)) } : { shown: q(shownSide(s)) };
 }
 
 /** Downloads: the merged profile on screen (the comparison in a diff), and the base in a diff. */
 export function pprofQueries(s: ViewState): { base?: PprofQuery; shown: PprofQuery } {
-  const q = (side: Side): PprofQuery => ({ service: s.service, from: side.from, to: side.to, label: side.label });
+  const q = (side: Side): PprofQuery => ({ service: s.service, ...typeOf(s), from: side.from, to: side.to, label: side.label });
   return s.mode === 'diff' ? { base: q(baseSide(s)), shown: q(comparisonSide(s)) } : { shown: q(shownSide(s)) };
 }
 

@@ -1,12 +1,13 @@
 /**
  * The whole view lives in the query string, so a copied link reproduces it:
- * what is queried (service, range, labels, diff sides, granularity) and how it
+ * what is queried (service, profile type, range, labels, diff sides, granularity) and how it
  * is looked at (search, zoomed frame, highlighted function, table sort and
  * filter). Defaults are left out to keep links short.
  */
 
 import type { Granularity } from '../../ingest/api.js';
 import { DEFAULT_RANGE } from './time.js';
+import { CPU_TYPE_ID, parseProfileType } from '../../profile/profile-type.js';
 
 export type Mode = 'single' | 'diff';
 
@@ -21,6 +22,8 @@ export interface Focus {
 
 export interface ViewState {
   service: string;
+  /** Profile type ID (profile/profile-type.ts); CPU by default. */
+  type: string;
   from: string;
   to: string;
   /** NAME=VALUE or NAME!=VALUE, as the API takes them. */
@@ -48,6 +51,7 @@ export interface ViewState {
 export function defaultState(): ViewState {
   return {
     service: '',
+    type: CPU_TYPE_ID,
     from: DEFAULT_RANGE.from,
     to: DEFAULT_RANGE.to,
     labels: [],
@@ -97,6 +101,8 @@ export function parseState(search: string): ViewState {
     return v === null ? undefined : v;
   };
   s.service = str('service') ?? '';
+  const type = str('type');
+  if (type && parseProfileType(type)) s.type = type;
   s.from = str('from') || s.from;
   s.to = str('to') || s.to;
   s.labels = q.getAll('label').filter((l) => LABEL.test(l));
@@ -125,6 +131,7 @@ export function serializeState(s: ViewState): string {
   const q = new URLSearchParams();
   const d = defaultState();
   if (s.service) q.set('service', s.service);
+  if (s.type !== d.type) q.set('type', s.type);
   if (s.from !== d.from || s.to !== d.to) {
     q.set('from', s.from);
     q.set('to', s.to);
@@ -161,6 +168,7 @@ export function serializeState(s: ViewState): string {
 export function dataKey(s: ViewState): string {
   return JSON.stringify([
     s.service,
+    s.type,
     s.from,
     s.to,
     s.labels,

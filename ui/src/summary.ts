@@ -8,7 +8,7 @@
 
 import { DIFF_NEUTRAL, ORIGINS, diffColor, legendColor } from './colors.js';
 import type { FlameData, FlameView, SearchSummary } from './flame.js';
-import { amount, count, percent, value, type Measure } from './format.js';
+import { amountOf, count, percent, value, type Measure } from './format.js';
 import type { Highlight } from './search.js';
 import { formatRange } from './time.js';
 
@@ -28,7 +28,7 @@ export function summaryParts(g: FlameData, service: string, m: Measure): Summary
     if (r.fullNodes > r.nodes) out.push({ cls: 'muted', text: `${count(r.nodes)} of ${count(r.fullNodes)} frames (the smallest merged into [other])` });
   } else {
     const r = g.resp;
-    out.push({ cls: 'total', text: `base ${amount(r.base.total, m.unit)} → comparison ${value(r.comparison.total, m)}` });
+    out.push({ cls: 'total', text: `base ${amountOf(r.base.total, m)} → comparison ${value(r.comparison.total, m)}` });
     out.push({ cls: 'muted', text: 'widths: comparison plus the base scaled to it; colour: change in share' });
     if (r.fullNodes > r.nodes) out.push({ cls: 'muted', text: `${count(r.nodes)} of ${count(r.fullNodes)} frames` });
   }
@@ -40,7 +40,7 @@ export function matchText(label: string, s: SearchSummary, m: Measure): string {
   if (s.frames === 0) return `${label}: no frame matches.`;
   const frames = `${count(s.frames)} frame${s.frames === 1 ? '' : 's'}`;
   if (s.baseShare !== undefined) return `${label}: ${frames}, base ${percent(s.baseShare)} → comparison ${percent(s.share)} of ${m.noun}`;
-  return `${label}: ${frames}, ${percent(s.share)} of ${m.noun} (${amount(s.value, m.unit)})`;
+  return `${label}: ${frames}, ${percent(s.share)} of ${m.noun} (${amountOf(s.value, m)})`;
 }
 
 export function drawSummary(el: HTMLElement, g: FlameData, service: string, m: Measure): void {

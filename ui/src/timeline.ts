@@ -47,18 +47,22 @@ export class TimelineView {
       return;
     }
     const width = Math.max(300, this.el.clientWidth);
-    const w = width - MARGIN.left - MARGIN.right;
     const h = HEIGHT - MARGIN.top - MARGIN.bottom;
+    const measure = this.measure;
+    // The axis in the measure's own amounts (time, bytes), so its ticks are round ones: 2 s, not 200 samples of 10.1 ms.
+    const maxV = Math.max(1, ...resp.points.map((p) => p.value)) * measure.scale;
+    const y = scaleLinear().domain([0, maxV]).nice().range([h, 0]);
+    // Counts are whole: no 0.5 ticks on a nearly empty chart.
+    const yTicks = y.ticks(3).filter((v) => measure.unit !== 'count' || Number.isInteger(v));
+    const yLabels = yTicks.map((v) => amount(v, measure.unit));
+    // Room for the longest value label ("39.1 KiB", "1.25 min") at the axis font's ~6.5 px a character.
+    const left = Math.max(MARGIN.left, 14 + Math.ceil(6.5 * Math.max(0, ...yLabels.map((l) => l.length))));
+    const w = width - left - MARGIN.right;
     // Points are bucket starts; close the last bucket so the step area reaches its end.
     const points: TimelinePoint[] = [...resp.points];
     const last = points[points.length - 1];
     if (last) points.push({ t: last.t + resp.step, value: last.value });
     const x = scaleTime().domain([resp.from, resp.to]).range([0, w]);
-    const maxV = Math.max(1, ...resp.points.map((p) => p.value));
-    const y = scaleLinear().domain([0, maxV]).nice().range([h, 0]);
-    const unit = this.measure.unit;
-    // Counts are whole: no 0.5 ticks on a nearly empty chart.
-    const yTicks = y.ticks(3).filter((v) => unit !== 'count' || Number.isInteger(v));
 
     const svg = select(this.el)
       .append('svg')
@@ -73,7 +77,7 @@ export class TimelineView {
       .append('rect')
       .attr('width', w)
       .attr('height', h);
-    const g = svg.append('g').attr('transform', `translate(${MARGIN.left},${MARGIN.top})`);
+    const g = svg.append('g').attr('transform', `translate(${left},${MARGIN.top})`);
     if (this.extra) {
       const x0 = Math.max(0, x(this.extra.from));
       const x1 = Math.min(w, x(this.extra.to));
@@ -86,7 +90,7 @@ export class TimelineView {
     const shape = area<TimelinePoint>()
       .x((p) => x(p.t))
       .y0(h)
-      .y1((p) => y(p.value))
+      .y1((p) => y(p.value * measure.scale))
       .curve(curveStepAfter);
     g.append('path').attr('class', 'area').attr('clip-path', 'url(#timeline-clip)').attr('d', shape(points) ?? '');
     g.append('g')
@@ -103,7 +107,7 @@ export class TimelineView {
       .call(
         axisLeft(y)
           .tickValues(yTicks)
-          .tickFormat((v) => amount(Number(v), unit)),
+          .tickFormat((_, i) => yLabels[i] ?? ''),
       );
 
     const brush = brushX<unknown>()
