@@ -4,7 +4,8 @@
  * profiles (500 samples over ~350 distinct stacks 20-60 frames deep, labels
  * host and pid) with 32 and then 256 concurrent clients for
  * KILN_BENCH_HTTP_SECONDS (20) each, as gzipped pprof and in Kiln's native
- * form (the agent's steady state: ids and counts).
+ * form (the agent's steady state: ids and counts), and through Pyroscope's
+ * Push API (a gzipped PushRequest per profile, as pyroscope-io 1.x sends).
  *
  * A push is acknowledged once it is in the ingest log and stored in batches
  * behind, so each row reports both: profiles acknowledged per second while
@@ -28,7 +29,7 @@ import { envNumber, round1 } from '../kit/stats.js';
 const SECONDS = envNumber('KILN_BENCH_HTTP_SECONDS', 20);
 const REPEAT = envNumber('KILN_BENCH_HTTP_REPEAT', 1);
 const CLIENTS = (process.env.KILN_BENCH_HTTP_CLIENTS ?? '32,256').split(',').map(Number);
-const FORMATS = (process.env.KILN_BENCH_HTTP_FORMATS ?? 'native,pprof').split(',') as ('pprof' | 'native')[];
+const FORMATS = (process.env.KILN_BENCH_HTTP_FORMATS ?? 'native,pprof,connect').split(',') as ('pprof' | 'native' | 'connect')[];
 
 function log(msg: string): void {
   process.stderr.write(`[bench ingest-http] ${msg}\n`);
@@ -74,7 +75,7 @@ async function serverMetrics(url: string): Promise<ServerMetrics> {
 
 type Row = Record<string, number | string>;
 
-async function runRow(format: 'pprof' | 'native', clients: number): Promise<Row> {
+async function runRow(format: 'pprof' | 'native' | 'connect', clients: number): Promise<Row> {
   const dir = mkdtempSync(join(tmpdir(), 'kiln-bench-http-'));
   const server = await startServe(dir, 0, process.env.KILN_BENCH_SERVE_ARGS ? process.env.KILN_BENCH_SERVE_ARGS.split(' ') : []);
   try {

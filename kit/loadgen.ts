@@ -13,7 +13,10 @@
 import { spawn } from 'node:child_process';
 import http from 'node:http';
 import { fileURLToPath } from 'node:url';
+import { gunzipSync, gzipSync } from 'node:zlib';
+import { create, toBinary } from '@bufbuild/protobuf';
 import { agentPushes, agentPushesTwice, type AgentPush } from './fleet.js';
+import { PushRequestSchema } from '../ingest/connect/gen/push/v1/push_pb.js';
 
 export interface LoadOptions {
   url: string;
@@ -32,8 +35,12 @@ export interface LoadOptions {
   keyPrefix: string;
   /** Report every acknowledged key (for exactly-once checks). */
   recordKeys?: boolean;
-  /** Body form (default pprof). */
-  format?: 'pprof' | 'native';
+  /**
+   * Body form (default pprof). connect: Pyroscope's Push API as pyroscope-io
+   * 1.x sends it (a PushRequest with the labels and the raw pprof, its ID the
+   * key, gzipped; built per push, so its cost is the generator's).
+   */
+  format?: 'pprof' | 'native' | 'connect';
 }
 
 export interface LoadResult {
@@ -81,15 +88,17 @@ export async function runLoad(
   const one = (n: number): Promise<void> => {
     const b = bodies[n % bodies.length]!;
     const host = hosts === 0 ? `h-${n}` : `host-${n % hosts}`;
-    const path =
-      `/api/v1/profiles?service=${b.service}&host=${host}&pid=${1000 + (n % 7)}&python_version=3.11.9` + `&time=${Date.now()}`;
+    const labels = { host, pid: String(1000 + (n % 7)), python_version: '3.11.9' };
     const key = `${opts.keyPrefix}-${n}`;
-    const headers: http.OutgoingHttpHeaders = {
-      'content-type': b.contentType,
-      'content-length': b.body.length,
-      'idempotency-key': key,
-    };
-    if (opts.token) headers.authorization = `Bearer ${opts.token}`;
+    const connect = opts.format === 'connect';
+    const path = connect
+      ? '/push.v1.PusherService/Push'
+      : `/api/v1/profiles?service=${b.service}&${new URLSearchParams(labels).toString()}&time=${Date.now()}`;
+    const body = connect ? pushRequestBody(b, labels, key) : b.body;
+    const headers: http.OutgoingHttpHeaders = connect
+      ? { 'content-type': 'application/proto', 'content-encoding': 'gzip', 'content-length': body.length }
+      : { 'content-type': b.contentType, 'content-length': body.length, 'idempotency-key': key };
+    if (opts.token) headers.authorization = connect ? `Basic ${Buffer.from(`tenant:${opts.token}`).toString('base64')}` : `Bearer ${opts.token}`;
     const start = performance.now();
     return new Promise<void>((resolve) => {
       const req = http.request({ host: u.hostname, port: u.port, path, method: 'POST', agent, headers }, (res) => {
@@ -100,9 +109,12 @@ export async function runLoad(
             latencies.push(performance.now() - start);
             acknowledged++;
             onAck?.(acknowledged);
-            const body = JSON.parse(Buffer.concat(chunks).toString()) as { samples: number; duplicate?: boolean };
-            samples += body.samples;
-            if (body.duplicate) duplicates++;
+            if (connect) samples += b.samples;
+            else {
+              const answer = JSON.parse(Buffer.concat(chunks).toString()) as { samples: number; duplicate?: boolean };
+              samples += answer.samples;
+              if (answer.duplicate) duplicates++;
+            }
             if (opts.recordKeys) keys.push(key);
             resolve();
           } else {
@@ -123,7 +135,7 @@ export async function runLoad(
         failures.error = (failures.error ?? 0) + 1;
         resolve();
       });
-      req.end(b.body);
+      req.end(body);
     });
   };
   await Promise.all(
@@ -184,6 +196,19 @@ export function spawnLoad(opts: LoadOptions): SpawnedLoad {
   return { started, done, kill: () => child.kill('SIGKILL') };
 }
 
+/** A gzipped PushRequest carrying one push: service_name and the labels, the pprof, the key as the sample ID. */
+function pushRequestBody(b: AgentPush, labels: Record<string, string>, id: string): Buffer {
+  const req = create(PushRequestSchema, {
+    series: [
+      {
+        labels: [{ name: 'service_name', value: b.service }, ...Object.entries(labels).map(([name, value]) => ({ name, value }))],
+        samples: [{ rawProfile: b.body, ID: id }],
+      },
+    ],
+  });
+  return gzipSync(toBinary(PushRequestSchema, req), { level: 1 });
+}
+
 /**
  * The pushes to cycle through. Native bodies are a fleet's steady state: the
  * agents sent their dictionary entries once already (warm-up, here: one
@@ -192,6 +217,8 @@ export function spawnLoad(opts: LoadOptions): SpawnedLoad {
  */
 export async function loadBodies(opts: LoadOptions): Promise<AgentPush[]> {
   const startNs = BigInt(Date.now()) * 1_000_000n;
+  // The Push API's raw_profile is the pprof itself; the request is gzipped whole.
+  if (opts.format === 'connect') return (await agentPushes(opts.pool, { startNs })).map((b) => ({ ...b, body: gunzipSync(b.body) }));
   if (opts.format !== 'native') return agentPushes(opts.pool, { startNs });
   const [first, steady] = await agentPushesTwice(opts.pool, startNs);
   await runLoad({ ...opts, seconds: 600, maxPushes: first.length, keyPrefix: `${opts.keyPrefix}-warmup`, recordKeys: false }, first);

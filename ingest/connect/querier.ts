@@ -232,8 +232,9 @@ export function maxNodesOf(v: bigint | undefined, limits: Limits): number {
 /**
  * Pyroscope's flame graph form: one row of numbers per depth, four per node
  * (x offset from the end of the previous node of the row, total, self, index
- * in names), rows left to right, children starting under their parent. The
- * root is Pyroscope's "total".
+ * in names), rows left to right; under a node its self time comes first,
+ * then its children (pkg/model/flamegraph.go does the same). The root is
+ * Pyroscope's "total".
  */
 export function toFlameGraph(root: FlameNode, scale = 1): FlameGraph {
   const v = (x: number): number => Math.round(x * scale);
@@ -256,12 +257,15 @@ export function toFlameGraph(root: FlameNode, scale = 1): FlameGraph {
     row.push(v(x) - v(rowEnd[depth] ?? 0), v(n.value), v(n.self), i);
     rowEnd[depth] = x + n.value;
     if (n.self > maxSelf) maxSelf = n.self;
-    let cx = x + n.value;
-    for (let c = n.children.length - 1; c >= 0; c--) {
-      const child = n.children[c]!;
-      cx -= child.value;
-      stack.push({ n: child, depth: depth + 1, x: cx, root: false });
-    }
+    // As Pyroscope lays them out: the node's self time first, then its
+    // children left to right (pushed last-first so the first pops first).
+    let cx = x + n.self;
+    const kids = n.children.map((child) => {
+      const at = { n: child, depth: depth + 1, x: cx, root: false };
+      cx += child.value;
+      return at;
+    });
+    for (let c = kids.length - 1; c >= 0; c--) stack.push(kids[c]!);
   }
   return create(FlameGraphSchema, {
     names,
