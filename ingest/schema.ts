@@ -8,7 +8,7 @@
  * Layout (see ingest/README.md for the reasoning):
  *   kiln_samples    (service, ts, labels_hash, stack_hash, value, type): one row per distinct
  *                   stack x label set x profile type per profile; the only big table.
- *   kiln_samples_1h the same summed per hour and label set by a materialized view
+ *   kiln_samples_1h the same summed per hour, label set and type by a materialized view
  *                   (SummingMergeTree): long ranges read it and touch raw rows only at
  *                   their unaligned edges.
  *   kiln_samples_10m
@@ -31,7 +31,7 @@ import { CPU_TYPE_ID } from '../profile/profile-type.js';
 export interface Column {
   name: string;
   type: string;
-  /** DEFAULT expression (what rows stored before the column existed read as). */
+  /** DEFAULT clause: what rows stored before the column existed read as. */
   default?: string;
   /** Chosen per column; the reason is in `why`. */
   codec?: string;
