@@ -20,11 +20,18 @@
  * bytes; a map is its entry count as LEB128, then key and value strings.
  * Sample rows (kind 0) leave the profile columns at zero; the profile row
  * (kind 1) leaves the sample columns at zero. A push is one group of rows per
- * profile type it holds: that type's sample rows, then its profile row.
+ * profile type it holds: that type's sample rows, then its profile row. The
+ * type travels as the empty string for CPU (nearly every row: one byte
+ * instead of 44), which kiln_ingest's views store as its ID (schema.ts).
  */
 
 import { dec64 } from '../profile/hash.js';
-import { MAX_TYPE_ID_LENGTH } from '../profile/profile-type.js';
+import { CPU_TYPE_ID, MAX_TYPE_ID_LENGTH } from '../profile/profile-type.js';
+
+/** A type as kiln_ingest takes it: CPU as the empty string. */
+export function wireType(type: string): string {
+  return type === CPU_TYPE_ID ? '' : type;
+}
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -93,7 +100,7 @@ export class RowWriter {
     w.room(1);
     w.buf[w.pos++] = 0;
     w.bytes(enc.encode(service));
-    w.bytes(enc.encode(type));
+    w.bytes(enc.encode(wireType(type)));
     w.u32(tsSeconds);
     return w.done();
   }
@@ -131,7 +138,7 @@ export class RowWriter {
     this.room(1);
     this.buf[this.pos++] = 1;
     this.bytes(enc.encode(p.service));
-    this.bytes(enc.encode(p.type));
+    this.bytes(enc.encode(wireType(p.type)));
     this.u32(p.tsSeconds);
     this.room(SAMPLE_NUMBERS);
     this.pos += SAMPLE_NUMBERS;
@@ -228,8 +235,8 @@ export function checkIngestRows(data: Uint8Array, rows: number, service: string,
     const s = str(svc.length);
     if (!s || !sameBytes(s, svc)) return `row ${r} is not of service ${service}`;
     const typeBytes = str(MAX_TYPE_ID_LENGTH);
-    if (!typeBytes || typeBytes.length === 0) return `row ${r} has no profile type`;
-    const type = dec.decode(typeBytes);
+    if (!typeBytes) return `row ${r} has no profile type`;
+    const type = typeBytes.length === 0 ? CPU_TYPE_ID : dec.decode(typeBytes);
     if (!need(4)) return `row ${r} is cut short`;
     const ts = view.getUint32(p, true);
     p += 4;
@@ -315,7 +322,7 @@ export function checkIngestRows(data: Uint8Array, rows: number, service: string,
  * undefined when they do not walk. Linear, bounded by `data`.
  */
 export function upgradeV3Rows(data: Uint8Array, rows: number, type: string): Uint8Array | undefined {
-  const typeBytes = enc.encode(type);
+  const typeBytes = enc.encode(wireType(type));
   const out = new Uint8Array(data.length + rows * (typeBytes.length + 1 + 4));
   const outView = new DataView(out.buffer);
   const view = new DataView(data.buffer, data.byteOffset, data.byteLength);

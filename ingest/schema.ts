@@ -8,7 +8,7 @@
  * Layout (see ingest/README.md for the reasoning):
  *   kiln_samples    (service, ts, labels_hash, stack_hash, value, type): one row per distinct
  *                   stack x label set x profile type per profile; the only big table.
- *   kiln_samples_1h the same summed per hour and label set by a materialized view
+ *   kiln_samples_1h the same summed per hour, label set and type by a materialized view
  *                   (SummingMergeTree): long ranges read it and touch raw rows only at
  *                   their unaligned edges.
  *   kiln_samples_10m
@@ -31,7 +31,7 @@ import { CPU_TYPE_ID } from '../profile/profile-type.js';
 export interface Column {
   name: string;
   type: string;
-  /** DEFAULT expression (what rows stored before the column existed read as). */
+  /** DEFAULT clause: what rows stored before the column existed read as. */
   default?: string;
   /** Chosen per column; the reason is in `why`. */
   codec?: string;
@@ -307,7 +307,12 @@ export const TABLES: TableSpec[] = [
     columns: [
       { name: 'kind', type: 'UInt8', why: '0 sample row, 1 profile row' },
       { name: 'service', type: 'LowCardinality(String)', why: 'as kiln_samples' },
-      { name: 'type', type: 'LowCardinality(String)', default: TYPE_DEFAULT, why: 'both kinds: the profile type' },
+      {
+        name: 'type',
+        type: 'LowCardinality(String)',
+        default: TYPE_DEFAULT,
+        why: "both kinds: the profile type, '' for CPU (one byte a row in the batch; the views store the ID)",
+      },
       { name: 'ts', type: "DateTime('UTC')", why: 'as kiln_samples' },
       { name: 'labels_hash', type: 'UInt64', why: 'sample rows' },
       { name: 'stack_hash', type: 'UInt64', why: 'sample rows' },
@@ -494,9 +499,9 @@ const INGEST_VIEWS = [
   { name: 'keys', target: 'keys', select: 'ingest_key AS key, ts', kind: 1 },
 ] as const;
 
-/** typed: the query since migration 4 (the profile rows and sample rows carry their type). */
+/** typed: the query since migration 4 (the profile rows and sample rows carry their type; '' is CPU). */
 function ingestViewSelect(ctx: SchemaContext, v: (typeof INGEST_VIEWS)[number], typed: boolean): string {
-  const type = typed && v.name !== 'keys' ? ', type' : '';
+  const type = typed && v.name !== 'keys' ? `, if(type = '', '${CPU_TYPE_ID}', type) AS type` : '';
   return `SELECT ${v.select}${type} FROM ${local(ctx, 'ingest')} WHERE kind = ${v.kind}`;
 }
 

@@ -61,9 +61,20 @@ function totalOf(n: FlameNode, fn: string): number {
 const RANGE = 'from=now-1h&to=now%2B1m';
 const enc = encodeURIComponent;
 
+/** What the Node SDK sent, as the workload saw it go by (test/workloads/pyroscope-node.mjs). */
+interface SdkPush {
+  status: number;
+  sampleRate: string | null;
+  period: number;
+  types: string[];
+  totals: Record<string, number>;
+}
+
 describe('@pyroscope/nodejs pushing wall and heap for 30 s', () => {
   const app = 'nodeapp';
   let cpuBefore: FlamegraphResponse;
+  const pushes: SdkPush[] = [];
+  const sent = (kind: string): SdkPush[] => pushes.filter((p) => p.types.some((t) => t.startsWith(kind)));
 
   beforeAll(async () => {
     // A CPU profile of the same service, pushed before the SDK starts.
@@ -81,6 +92,7 @@ describe('@pyroscope/nodejs pushing wall and heap for 30 s', () => {
         reject(new Error('the SDK workload did not finish within 90 s'));
       }, 90_000);
       lines.on('line', (l) => {
+        if (l.startsWith('{"push"')) pushes.push((JSON.parse(l) as { push: SdkPush }).push);
         if (l.includes('"done"')) {
           clearTimeout(timer);
           resolve();
@@ -92,6 +104,10 @@ describe('@pyroscope/nodejs pushing wall and heap for 30 s', () => {
       });
     });
     await done;
+    // Every push the SDK made was taken.
+    expect(pushes.map((p) => p.status)).toEqual(pushes.map(() => 200));
+    expect(sent('wall/').length).toBeGreaterThan(0);
+    expect(sent('inuse_space/').length).toBeGreaterThan(0);
   }, 150_000);
 
   it('lists CPU, wall and the two heap types for the service', async () => {
@@ -115,14 +131,12 @@ describe('@pyroscope/nodejs pushing wall and heap for 30 s', () => {
   it("shows wall time at the pprof's own period, not the SDK's sampleRate", async () => {
     const w = (await get<FlamegraphResponse>(`/api/v1/flamegraph?service=${app}&${RANGE}&type=${enc('wall:wall:nanoseconds:wall:nanoseconds')}`)).body;
     expect(w.unit).toBe('nanoseconds');
-    // The SDK says sampleRate=17 (59 ms); its profiles sample every ~10 ms.
-    expect(w.scale).toBeGreaterThan(5e6);
-    expect(w.scale).toBeLessThan(20e6);
-    // At most the wall time of the one JS thread over the ~30 s run: no heap bytes in it
-    // (the heap pushes alone hold hundreds of MB).
-    const ns = w.total * w.scale;
-    expect(ns).toBeGreaterThan(0);
-    expect(ns).toBeLessThan(45e9);
+    // Every wall sample the SDK sent, and nothing else (no heap bytes).
+    const wall = sent('wall/');
+    expect(w.total).toBe(wall.reduce((a, p) => a + p.totals['samples/count']!, 0));
+    // Worth a period of its pprof (the most common one), not the SDK's sampleRate (17 Hz, 59 ms).
+    expect(wall.map((p) => p.period)).toContain(w.scale);
+    for (const p of wall) expect(1e9 / Number(p.sampleRate)).not.toBeCloseTo(p.period, -5);
     expect(totalOf(w.root, 'burnCpu')).toBeGreaterThan(0);
   });
 
@@ -131,6 +145,8 @@ describe('@pyroscope/nodejs pushing wall and heap for 30 s', () => {
     const h = (await get<FlamegraphResponse>(`/api/v1/flamegraph?service=${app}&${RANGE}&type=${type}`)).body;
     expect(h.unit).toBe('bytes');
     expect(h.scale).toBe(1);
+    // Exactly the bytes the SDK sent, summed over its heap profiles.
+    expect(h.total).toBe(sent('inuse_space/').reduce((a, p) => a + p.totals['inuse_space/bytes']!, 0));
     expect(totalOf(h.root, 'keepAllocating')).toBeGreaterThan(0);
     expect(hasFn(h.root, 'burnCpu')).toBe(false);
     const tl = (await get<TimelineResponse>(`/api/v1/timeline?service=${app}&${RANGE}&type=${type}`)).body;
