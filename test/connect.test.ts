@@ -20,6 +20,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FlameNode, FlamegraphResponse, LabelsResponse, ServicesResponse, TimelineResponse } from '../ingest/api.js';
 import { PushRequestSchema, PushResponseSchema, PusherService, type PushRequest } from '../ingest/connect/gen/push/v1/push_pb.js';
 import { QuerierService, type FlameGraph } from '../ingest/connect/gen/querier/v1/querier_pb.js';
+import { TimeSeriesAggregationType } from '../ingest/connect/gen/types/v1/types_pb.js';
 import { startServe, type Daemon } from '../kit/harness.js';
 import { goHeapPprof } from '../kit/pprof-shapes.js';
 import { pprofBytes } from '../profile/pprof.js';
@@ -424,6 +425,10 @@ describe('Connect: Push API and Grafana querier on kiln serve', () => {
       expect(backwards.code).toBe(Code.InvalidArgument);
       const denied = await connectError(createClient(QuerierService, transport(true, basic('grafana', 'wrong'))).profileTypes(range));
       expect(denied.code).toBe(Code.Unauthenticated);
+      const average = await connectError(
+        g.selectSeries({ profileTypeID: CPU, labelSelector: '{service_name="connect-shop"}', step: 15, aggregation: TimeSeriesAggregationType.AVERAGE, ...range }),
+      );
+      expect(average.code).toBe(Code.Unimplemented);
       const diff = await connectError(g.diff({}));
       expect(diff.code).toBe(Code.Unimplemented);
       await healthy();

@@ -38,6 +38,7 @@ import {
   PointSchema,
   ProfileTypeSchema,
   SeriesSchema,
+  TimeSeriesAggregationType,
   type LabelNamesRequest,
   type LabelNamesResponse,
   type LabelValuesRequest,
@@ -289,6 +290,9 @@ export async function selectSeries(deps: QuerierDeps, req: SelectSeriesRequest):
   const service = requireService(sel, 'SelectSeries');
   const range = rangeOf(req.start, req.end, deps.limits, false);
   const step = stepOf(req.step, range);
+  if (req.aggregation !== undefined && req.aggregation !== TimeSeriesAggregationType.SUM) {
+    throw new ConnectError('unimplemented', 'Kiln sums series points; average aggregation is not served');
+  }
   const groupBy = [...new Set(req.groupBy)].filter((g) => g !== SERVICE_LABEL);
   if (groupBy.length > 1) throw new ConnectError('invalid_argument', `Kiln groups series by one label at a time (asked: ${groupBy.slice(0, 5).join(', ')})`);
   const limit = req.limit === undefined || req.limit <= 0n ? MAX_GROUP_VALUES : Math.min(MAX_GROUP_VALUES, Number(req.limit));
