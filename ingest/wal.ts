@@ -169,6 +169,10 @@ export class IngestLog {
   private async writeGroups(): Promise<void> {
     this.writing = true;
     try {
+      // The appends of this tick (a lookup round's pushes, in one loop) join
+      // the first group: without it the first push went out alone and the
+      // rest waited for a second write and fdatasync.
+      await Promise.resolve();
       while (this.pending.length > 0) {
         const group = this.pending;
         this.pending = [];
