@@ -29,6 +29,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FlamegraphResponse } from '../ingest/api.js';
 import { serve } from '../ingest/serve.js';
+import { plan, stackValues } from '../ingest/query.js';
 import { encodePprof } from '../profile/pprof.js';
 import {
   INTERVAL_S,
@@ -196,6 +197,46 @@ export async function benchIngest(): Promise<Record<string, number | string>> {
         results[`${name}_nodes`] = body.fullNodes;
       }
       log(`${name}: p50 ${results[`${name}_p50_ms`]} ms, p95 ${results[`${name}_p95_ms`]} ms${name.startsWith('flamegraph') ? ` (${body.total} samples, ${body.fullNodes} nodes)` : ''}`);
+    }
+
+    // 3b. What the profile type costs the 24 h query: the store's query with its
+    // type condition against the same query without it (what Kiln ran before
+    // types), round-robin in one run, on this all-CPU fleet.
+    {
+      const range = { from: Date.now() - HOURS * 3_600_000, to: Date.now() };
+      const pieces = plan(range);
+      const params: Record<string, unknown> = { service: svc.name };
+      const untyped = pieces
+        .map((pc, i) => {
+          params[`a${i}`] = pc.fromS;
+          params[`b${i}`] = pc.toS;
+          return (
+            `SELECT stack_hash, value AS v FROM ${store.t[pc.table]} WHERE service = {service:String}` +
+            ` AND ${pc.col} >= toDateTime({a${i}:UInt32}, 'UTC') AND ${pc.col} < toDateTime({b${i}:UInt32}, 'UTC')`
+          );
+        })
+        .join(' UNION ALL ');
+      const sql = `SELECT toString(stack_hash), toString(sum(v)) FROM (${untyped}) GROUP BY stack_hash`;
+      const typed: number[] = [];
+      const plain: number[] = [];
+      let stacksTyped = 0;
+      let stacksPlain = 0;
+      for (let i = 0; i <= RUNS; i++) {
+        let q0 = performance.now();
+        stacksTyped = (await stackValues(store, { service: svc.name, range, filters: [] })).length;
+        if (i > 0) typed.push(performance.now() - q0);
+        q0 = performance.now();
+        stacksPlain = (await store.rows(sql, params)).length;
+        if (i > 0) plain.push(performance.now() - q0);
+      }
+      if (stacksTyped !== stacksPlain) throw new Error(`typed query found ${stacksTyped} stacks, untyped ${stacksPlain}`);
+      results.stacks_24h_typed_p50_ms = round1(percentile(typed, 50));
+      results.stacks_24h_untyped_p50_ms = round1(percentile(plain, 50));
+      results.stacks_24h_type_cost_ratio = Math.round((percentile(typed, 50) / percentile(plain, 50)) * 1000) / 1000;
+      log(
+        `24 h stack query with the type condition: p50 ${results.stacks_24h_typed_p50_ms} ms, without: ${results.stacks_24h_untyped_p50_ms} ms ` +
+          `(ratio ${results.stacks_24h_type_cost_ratio}, ${stacksTyped} stacks)`,
+      );
     }
 
     // 4. Bytes on disk.

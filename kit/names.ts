@@ -52,7 +52,11 @@ export function misnamed(frame: Frame, sources: SourceFiles): string | undefined
   const L = frame.startLine;
   const at = (n: number) => lines[n - 1] ?? '';
   const name = frame.systemName;
-  if (name === '<module>') return L <= 1 ? undefined : `${where}: a module starts at line 1`;
+  // A module's code starts at line 1 (3.10 on) or at its first statement (3.9: a module opening
+  // with a blank line, as Debian's opcode.py does, starts at 2): only blank and comment lines before it.
+  if (name === '<module>') {
+    return lines.slice(0, Math.max(0, L - 1)).every((l) => /^\s*(#.*)?$/.test(l)) ? undefined : `${where}: a module starts at line 1`;
+  }
   if (L < 1 || L > lines.length) return `${where}: the file has ${lines.length} lines`;
   if (name === '<lambda>') return /\blambda\b/.test(at(L)) ? undefined : `${where}: no lambda on line ${L}: ${at(L).trim()}`;
   if (COMPREHENSIONS.has(name)) {

@@ -24,12 +24,15 @@ describe('misnamed()', () => {
   const tmp = tempDir();
   const file = join(tmp.dir, 'mod.py');
   writeFileSync(file, SOURCE);
+  writeFileSync(join(tmp.dir, 'late.py'), "\n# a comment\n'''docstring'''\n");
   const sources = new SourceFiles('/');
   const frame = (name: string, systemName: string, startLine: number, line = startLine): Frame => ({ name, systemName, filename: file, startLine, line });
 
   it('accepts frames named as the source says', () => {
     for (const f of [
       frame('<module>', '<module>', 1, 1),
+      // 3.9 starts a module at its first statement, after blank and comment lines.
+      { ...frame('<module>', '<module>', 3, 3), filename: join(tmp.dir, 'late.py') },
       frame('decorated', 'decorated', 3, 6),
       frame('decorated.<locals>.<listcomp>', '<listcomp>', 6),
       frame('Shape', 'Shape', 8),
