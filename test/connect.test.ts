@@ -250,6 +250,10 @@ describe('Connect: Push API and Grafana querier on kiln serve', () => {
         authorization: basic('t', WRITE),
       });
       expect(bomb.json().code).toBe('resource_exhausted');
+      // A raw profile that is itself a gzip bomb: stopped in the worker, the request refused whole.
+      const inner = await protoPush(pushRequest('connect-bomb', {}, [{ body: shopA }, { body: gzipSync(Buffer.alloc(64 * 1024 * 1024)) }]));
+      expect(inner.json().code).toBe('resource_exhausted');
+      expect(inner.json().message).toMatch(/profile 1 of 2/);
       const garbage = await post('/push.v1.PusherService/Push', Buffer.from([0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f, 1, 2]), {
         'content-type': 'application/proto',
         authorization: basic('t', WRITE),
@@ -264,6 +268,8 @@ describe('Connect: Push API and Grafana querier on kiln serve', () => {
       expect(xml.json().code).toBe('unimplemented');
       await healthy();
       expect((await flame('connect-shop')).total).toBe(70);
+      const services = await api<ServicesResponse>(`services?from=${FROM}&to=${TO}`);
+      expect(services.services.map((s) => s.name)).not.toContain('connect-bomb');
       const metrics = await (await fetch(`${kiln.url}/metrics`, { headers: { authorization: `Bearer ${READ}` } })).text();
       expect(metrics).toMatch(/kiln_requests_refused_total\{endpoint="ingest",status="401",error="unauthenticated"\} [1-9]/);
       expect(metrics).toMatch(/kiln_requests_refused_total\{endpoint="ingest",status="429",error="resource_exhausted"\} [1-9]/);
