@@ -18,12 +18,15 @@ export class MemoryReadError extends Error {
  */
 export class ProcessMemory {
   private fd: number;
+  /** bytes read so far (callers bound each read; this is what they add up to) */
+  bytesRead = 0;
 
   constructor(readonly pid: number) {
     this.fd = openSync(`/proc/${pid}/mem`, 'r');
   }
 
   read(address: bigint, length: number): Buffer {
+    this.bytesRead += length;
     const buf = Buffer.alloc(length);
     let done = 0;
     try {
