@@ -93,6 +93,8 @@ interface Followed {
   budget: TargetBudget;
   /** set once it went over its budget: no longer walked, its samples from then on not kept */
   skipped: boolean;
+  /** first sights the kernel counted for it when last looked */
+  sights: number;
 }
 
 /** A Profile per process, built up between takes. */
@@ -242,6 +244,7 @@ export class Recorder {
         forgetting: [],
         budget: this.budgetOf(key),
         skipped: false,
+        sights: 0,
       });
       this.versions.set(pid, proc.versionText);
       this.startTimes.set(pid, st);
@@ -399,17 +402,29 @@ export class Recorder {
     return this.draining;
   }
 
-  /** First sights, named now by the symbolizer of the process that had them, each charged to its budget. */
+  /**
+   * First sights, named now by the symbolizer of the process that had them,
+   * each charged to its budget; and what each process asked of the kernel's
+   * event ring, reported or not (a process flooding it is what keeps the
+   * others' first sights out).
+   */
   private learn(events: CodeEvent[]): void {
     const now = performance.now();
-    for (const f of this.followed.values()) f.budget.roll(now);
+    for (const [pid, f] of this.followed) {
+      f.budget.roll(now);
+      if (f.gone || f.skipped) continue;
+      const sights = this.sampler.firstSights(pid);
+      if (sights === undefined) continue;
+      f.budget.charge('first_sights', sights - f.sights);
+      f.sights = sights;
+      this.checkBudget(pid, f);
+    }
     for (const ev of events) {
       const f = this.followed.get(ev.pid);
       if (!f || f.skipped) continue;
       const st = f.symbolizer.stats;
       const { readBytes, sourceBytes, learnNs } = st;
       f.symbolizer.learn(ev);
-      f.budget.charge('first_sights', 1);
       f.budget.charge('memory_bytes', st.readBytes - readBytes);
       f.budget.charge('source_bytes', st.sourceBytes - sourceBytes);
       f.budget.charge('cpu_ms', (st.learnNs - learnNs) / 1e6);
