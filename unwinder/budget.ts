@@ -38,7 +38,7 @@ export const DEFAULT_BUDGET: BudgetLimits = {
 
 /** What the limits mean, for the line that says a process went over one. */
 export const BUDGET_UNITS: Record<BudgetItem, string> = {
-  first_sights: 'first sights of code objects asked of the kernel',
+  first_sights: 'first sights of code objects',
   memory_bytes: 'read from its memory',
   source_bytes: 'of its sources read',
   line_table_bytes: 'of line tables decoded',
@@ -88,8 +88,11 @@ function emptyUse(): BudgetLimits {
   return Object.fromEntries(BUDGET_ITEMS.map((k) => [k, 0])) as BudgetLimits;
 }
 
-/** "70.1 MiB read from its memory", "5001 code objects first seen": an amount as a log line says it. */
-export function budgetText(item: BudgetItem, n: number): string {
-  const amount = item.endsWith('_bytes') ? `${(n / (1 << 20)).toFixed(1)} MiB` : String(Math.round(n));
-  return `${amount} ${BUDGET_UNITS[item]}`;
+function amount(item: BudgetItem, n: number): string {
+  return item.endsWith('_bytes') ? `${(n / (1 << 20)).toFixed(1)} MiB` : String(Math.round(n));
+}
+
+/** "20290 first sights of code objects in 10 s, over its budget of 20000": why a process was dropped. */
+export function overBudgetText(over: OverBudget, windowMs: number): string {
+  return `${amount(over.item, over.used)} ${BUDGET_UNITS[over.item]} in ${windowMs / 1000} s, over its budget of ${amount(over.item, over.limit)}`;
 }

@@ -12,7 +12,7 @@ import {
   type KernelStats,
 } from '../bpf/abi.js';
 import { Sampler, type BpfRunStats, type RawSample } from '../bpf/sampler.js';
-import { BUDGET_WINDOW_MS, budgetText, DEFAULT_BUDGET, TargetBudget, type BudgetLimits } from './budget.js';
+import { BUDGET_WINDOW_MS, DEFAULT_BUDGET, overBudgetText, TargetBudget, type BudgetLimits } from './budget.js';
 import { inspectProcess, looksLikePython, NoRuntimeSymbolError, NotPythonError, UnsupportedPythonError, type PythonProcess } from './interpreter.js';
 import { kernelProc } from './kernel-layout.js';
 import { commOf, listPids, ProcTooLargeError, readMaps, startTime } from './proc.js';
@@ -292,10 +292,7 @@ export class Recorder {
     this.sampler.unregister(pid);
     this.overBudget.set(pid, f.startTime);
     this.countDropped(`budget_${over.item}`);
-    const window = (this.options.budgetWindowMs ?? BUDGET_WINDOW_MS) / 1000;
-    this.options.log(
-      `pid ${pid} (${commOf(pid) || 'gone'}) is no longer profiled: over its budget (${budgetText(over.item, over.used)} in ${window} s; at most ${budgetText(over.item, over.limit)})`,
-    );
+    this.options.log(`pid ${pid} (${commOf(pid) || 'gone'}) is no longer profiled: ${overBudgetText(over, this.options.budgetWindowMs ?? BUDGET_WINDOW_MS)}`);
   }
 
   /**
