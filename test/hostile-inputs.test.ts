@@ -21,7 +21,8 @@ import { inspectProcess } from '../unwinder/interpreter.js';
 import { kernelLayout } from '../unwinder/kernel-layout.js';
 import type { LineTableFormat } from '../unwinder/layout.js';
 import { lineIndex } from '../unwinder/linetable.js';
-import { ProcessMemory } from '../unwinder/memory.js';
+import { MemoryReadError, ProcessMemory, ReadableRegions } from '../unwinder/memory.js';
+import { readMaps } from '../unwinder/proc.js';
 import { SourceQualnames } from '../unwinder/qualname.js';
 import { Symbolizer } from '../unwinder/symbolizer.js';
 import { fileCredentials, readProcessFile, TargetFileError } from '../unwinder/target-files.js';
@@ -87,7 +88,7 @@ describe('line tables a hostile process hands over', () => {
       const mem = new ProcessMemory(w.pid);
       try {
         const proc = inspectProcess(w.pid);
-        const sym = new Symbolizer(w.pid, proc.layout, proc.types);
+        const sym = new Symbolizer(w.pid, proc.layout, proc.types, proc.imageFile);
         const ev = firstSight(mem, w.pid, kernelLayout(proc.layout), BigInt(w.info.code as number), true);
         const frames = within('naming it and a thousand of its instructions', () => {
           sym.learn(ev);
@@ -248,6 +249,19 @@ describe('interpreter images a hostile process maps', () => {
       const proc = within('inspecting it', () => inspectProcess(w.pid));
       expect(proc.version.minor).toBe(11);
       expect(proc.image).not.toBe(fake);
+      // its objects are read from its anonymous memory and its interpreter only: never from
+      // pages of another file (one on FUSE could block the read for ever)
+      const maps = readMaps(w.pid);
+      const mem = new ProcessMemory(w.pid, new ReadableRegions(w.pid, proc.imageFile));
+      try {
+        const mapped = maps.find((m) => m.path === fake)!;
+        expect(() => within('a read of the mapped file', () => mem.read(mapped.start, 16))).toThrow(MemoryReadError);
+        expect(mem.read(proc.runtime, 16).length).toBe(16);
+        const anon = maps.find((m) => m.inode === 0 && m.perms.startsWith('rw') && m.path === '')!;
+        expect(mem.read(anon.start, 16).length).toBe(16);
+      } finally {
+        mem.close();
+      }
     } finally {
       await w.stop();
     }

@@ -34,7 +34,7 @@ describe('the symbolizer invents nothing', () => {
         const proc = inspectProcess(w.pid);
         const kl = kernelLayout(proc.layout);
         const addr = (key: string) => BigInt(w.info[key] as number);
-        const sym = new Symbolizer(w.pid, proc.layout, proc.types);
+        const sym = new Symbolizer(w.pid, proc.layout, proc.types, proc.imageFile);
         const name = (ev: CodeEvent) => {
           sym.learn(ev);
           return sym.frame({ codeId: ev.codeId, lasti: -1 });
@@ -106,7 +106,7 @@ describe('the symbolizer invents nothing', () => {
 
         // Code objects no sample names for a while are forgotten (the kernel is told to
         // report them again if they come back); one named again meanwhile is kept.
-        const keeper = new Symbolizer(w.pid, proc.layout, proc.types);
+        const keeper = new Symbolizer(w.pid, proc.layout, proc.types, proc.imageFile);
         const idle = firstSight(mem, w.pid, kl, addr('code'), true);
         const busy = { ...firstSight(mem, w.pid, kl, addr('code'), true), codeId: nextCodeId() };
         keeper.learn(idle);

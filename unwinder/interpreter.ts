@@ -9,7 +9,7 @@ import { readDebugOffsets } from './debug-offsets.js';
 import { ElfError, ElfFile, elfLoadBias, readElfSymbols } from './elf.js';
 import { tableLayout } from './layouts/index.js';
 import { formatVersion, type PyLayout, type PythonVersion, type TypeObjects } from './layout.js';
-import { ProcessMemory } from './memory.js';
+import { ProcessMemory, ReadableRegions, type FileId } from './memory.js';
 import { readMaps, type Mapping } from './proc.js';
 import { checkRegular, openProcessFile } from './target-files.js';
 
@@ -28,6 +28,8 @@ export interface PythonProcess {
   types: TypeObjects;
   /** the image holding the runtime, as the target names it */
   image: string;
+  /** that image's file, the only one Kiln reads the process's objects from besides its anonymous memory */
+  imageFile: FileId;
 }
 
 /** The process runs no CPython Kiln can find. */
@@ -191,7 +193,8 @@ export function inspectProcess(pid: number, maps: Mapping[] = readMaps(pid)): Py
       elf.close();
     }
     const runtime = bias + syms.get('_PyRuntime')!;
-    const mem = new ProcessMemory(pid);
+    const imageFile = { major: image.major, minor: image.minor, inode: image.inode };
+    const mem = new ProcessMemory(pid, new ReadableRegions(pid, imageFile, maps));
     try {
       let version = versionFromName(image.path);
       const versionSym = syms.get('Py_Version');
@@ -212,7 +215,7 @@ export function inspectProcess(pid: number, maps: Mapping[] = readMaps(pid)): Py
         if (sym === undefined) throw new UnsupportedPythonError(pid, `${image.path} defines no ${name}: Kiln cannot check what it reads`);
         types[key] = bias + sym;
       }
-      return { pid, version, versionText: text, runtime, layout, types, image: image.path };
+      return { pid, version, versionText: text, runtime, layout, types, image: image.path, imageFile };
     } catch (err) {
       if (err instanceof UnsupportedPythonError) throw err;
       throw new UnsupportedPythonError(pid, `cannot read the CPython runtime: ${(err as Error).message}`);

@@ -230,7 +230,7 @@ export class Recorder {
       this.followed.set(pid, {
         proc,
         startTime: st,
-        symbolizer: new Symbolizer(pid, proc.layout, proc.types),
+        symbolizer: new Symbolizer(pid, proc.layout, proc.types, proc.imageFile),
         stacks: new Map(),
         stackCount: 0,
         contents: new Map(),

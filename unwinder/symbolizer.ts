@@ -17,7 +17,7 @@ import type { CodeEvent, CopiedObject, KernelFrame } from '../bpf/abi.js';
 import { IDENT_INTS, IDENT_PTRS, type IdentPtr } from './kernel-layout.js';
 import type { PyLayout, TypeObjects } from './layout.js';
 import { lineIndex, type LineIndex } from './linetable.js';
-import { MemoryReadError, ProcessMemory } from './memory.js';
+import { MemoryReadError, ProcessMemory, ReadableRegions, type FileId } from './memory.js';
 import { ObjectCheckError, checkObject, readBytes, readBytesStart, readStr, type Memory, type ObjectFault } from './objects.js';
 import { SYNTHETIC_FRAMES, type Frame } from '../profile/profile.js';
 import { SourceQualnames } from './qualname.js';
@@ -162,10 +162,12 @@ export class Symbolizer {
     readonly pid: number,
     readonly layout: PyLayout,
     readonly types: TypeObjects,
+    /** the interpreter image: objects are read from it and from anonymous memory only */
+    image: FileId,
   ) {
     this.sources = new SourceQualnames(pid);
     try {
-      this.mem = new ProcessMemory(pid);
+      this.mem = new ProcessMemory(pid, new ReadableRegions(pid, image));
     } catch {
       this.mem = undefined; // gone already: only what the kernel copied can be named
     }
