@@ -22,6 +22,8 @@ import { kernelLayout } from '../unwinder/kernel-layout.js';
 import type { LineTableFormat } from '../unwinder/layout.js';
 import { lineIndex } from '../unwinder/linetable.js';
 import { MemoryReadError, ProcessMemory, ReadableRegions } from '../unwinder/memory.js';
+import { ObjectCheckError, readStr, type Memory } from '../unwinder/objects.js';
+import { tableLayout } from '../unwinder/layouts/index.js';
 import { readMaps } from '../unwinder/proc.js';
 import { SourceQualnames } from '../unwinder/qualname.js';
 import { Symbolizer } from '../unwinder/symbolizer.js';
@@ -105,6 +107,54 @@ describe('line tables a hostile process hands over', () => {
       }
     });
   }
+});
+
+describe('strings a hostile process crafts', () => {
+  // a process can write any bytes into its own memory (ctypes will do): str headers that lie
+  const l = tableLayout({ major: 3, minor: 11, patch: 0 })!;
+  const types = { code: 0x1000n, unicode: 0x2000n, bytes: 0x3000n };
+  const ADDR = 0x10000n;
+  const KIND = 2;
+  const COMPACT = 1 << 5;
+  const ASCII = 1 << 6;
+  /** A str object at ADDR with this header and these data bytes, as memory to read it from. */
+  function str(length: number, state: number, data: Buffer): Memory {
+    const ascii = (state & ASCII) !== 0;
+    const at = ascii ? l.unicode.asciiData : l.unicode.compactData;
+    const obj = Buffer.alloc(at + data.length);
+    obj.writeBigUInt64LE(1n, l.object.refcnt);
+    obj.writeBigUInt64LE(types.unicode, l.object.type);
+    obj.writeBigInt64LE(BigInt(length), l.unicode.length);
+    obj.writeUInt32LE(state, l.unicode.state);
+    data.copy(obj, at);
+    return {
+      read(address: bigint, length: number) {
+        const from = Number(address - ADDR);
+        if (from < 0 || from + length > obj.length) throw new MemoryReadError(0, address, length, 'unmapped');
+        return obj.subarray(from, from + length);
+      },
+    };
+  }
+  const read = (m: Memory) => within('a crafted str', () => readStr(m, l, types, ADDR));
+
+  it('refuses kinds that disagree with their characters, and reads no further than 4,096 characters of a huge one', () => {
+    expect(read(str(3, COMPACT | ASCII | (1 << KIND), Buffer.from('abc')))).toBe('abc');
+    expect(read(str(1, COMPACT | (1 << KIND), Buffer.from([0xe9])))).toBe('é');
+    expect(read(str(1, COMPACT | (2 << KIND), Buffer.from([0x3b, 0x04])))).toBe('л');
+    const refused: [string, Memory][] = [
+      ['ASCII of kind 2', str(1, COMPACT | ASCII | (2 << KIND), Buffer.from('ab'))],
+      ['ASCII with a byte past 0x7f', str(1, COMPACT | ASCII | (1 << KIND), Buffer.from([0xe9]))],
+      ['kind 2 holding only Latin-1', str(1, COMPACT | (2 << KIND), Buffer.from([0x41, 0]))],
+      ['kind 4 past U+10FFFF', str(1, COMPACT | (4 << KIND), Buffer.from([0, 0, 0x11, 0]))],
+      ['kind 3', str(1, COMPACT | (3 << KIND), Buffer.from('abc'))],
+      ['a negative length', str(-5, COMPACT | ASCII | (1 << KIND), Buffer.from('abc'))],
+      ['not compact', str(3, ASCII | (1 << KIND), Buffer.from('abc'))],
+    ];
+    for (const [what, m] of refused) expect(() => read(m), what).toThrow(ObjectCheckError);
+    // 2^40 characters claimed: 4,096 read (the rest, if it were there, is never asked for)
+    const huge = str(2 ** 40, COMPACT | ASCII | (1 << KIND), Buffer.alloc(4096, 0x61));
+    expect(read(huge)).toBe('a'.repeat(4096));
+  });
 });
 
 describe('files a hostile process names', () => {
