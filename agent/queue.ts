@@ -41,6 +41,14 @@ const ID = String.raw`(\d{12})-\d{1,16}-[0-9a-f]{12}`;
 const QUEUED = new RegExp(`^${ID}\\.pb\\.gz$`);
 const PARTIAL = new RegExp(`^${ID}\\.pb\\.gz\\.tmp$`);
 
+/**
+ * The largest sequence a name holds. A name found at it (planted, since the
+ * agent would need a billion years to get there) does not push later names to
+ * 13 digits, which a later start would not take as the agent's: the sequence
+ * stays there and the queue's order falls to the names' times.
+ */
+const MAX_SEQ = 10 ** 12 - 1;
+
 /** Errors that mean the disk (or the agent's quota) is full. */
 const NO_SPACE = new Set(['ENOSPC', 'EDQUOT']);
 
@@ -109,7 +117,7 @@ export class DiskQueue {
   /** Queues a profile; if it cannot be written, it is dropped and the reason is returned (and counted). */
   push(params: Record<string, string>, body: Buffer): QueueDrop | undefined {
     // The random part keeps ids apart across agent restarts and hosts that share a name.
-    const id = `${String(this.seq++).padStart(12, '0')}-${Date.now()}-${randomBytes(6).toString('hex')}`;
+    const id = `${String(Math.min(this.seq++, MAX_SEQ)).padStart(12, '0')}-${Date.now()}-${randomBytes(6).toString('hex')}`;
     const meta = Buffer.from(JSON.stringify(params));
     const record = Buffer.concat([lengthPrefix(meta.length), meta, body]);
     if (record.length > this.maxBytes) return this.drop('queue_full');

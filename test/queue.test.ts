@@ -58,6 +58,29 @@ describe('the disk queue, on a small tmpfs', () => {
     expect(readFileSync(target, 'utf8')).toBe("not the agent's\n");
   });
 
+  it('keeps every name its own when the largest found is the last sequence there is', () => {
+    const dir = join(mnt, 'queue-last-seq');
+    mkdirSync(dir);
+    const last = '999999999999-1700000000000-0123456789ab';
+    writeFileSync(join(dir, `${last}.pb.gz`), record({ service: 'planted' }, Buffer.from('body')));
+    const q = new DiskQueue(dir, 1 << 20);
+    expect(q.push({ service: 'svc', n: '1' }, Buffer.from('a'))).toBeUndefined();
+    // at the last sequence, names order by their millisecond: the next one in a later one
+    for (const t = Date.now(); Date.now() === t; );
+    expect(q.push({ service: 'svc', n: '2' }, Buffer.from('b'))).toBeUndefined();
+    // a later start takes all three as queued profiles, oldest first
+    const again = new DiskQueue(dir, 1 << 20);
+    expect(again.foreign).toBe(0);
+    expect(again.length).toBe(3);
+    const order: string[] = [];
+    for (let item = again.oldest(); item; item = again.oldest()) {
+      order.push(item.params.n ?? item.params.service!);
+      again.remove(item.id);
+    }
+    expect(order).toEqual(['planted', '1', '2']);
+    rmSync(dir, { recursive: true });
+  });
+
   it('starts whatever the directory holds, takes only its own files, and counts every profile until the disk is full and after', () => {
     const before = '000000000041-1700000000000-0123456789ab';
     writeFileSync(join(queue, `${before}.pb.gz`), record({ service: 'from-before' }, Buffer.from('body')));
