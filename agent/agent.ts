@@ -121,6 +121,9 @@ export class Agent {
       agent.currentPeriod = agent.period();
     }, options.uploadIntervalMs);
     if (agent.queue.length) options.log(`queue holds ${agent.queue.length} profile(s) from before: sending them`);
+    if (agent.queue.foreign)
+      options.log(`queue ${options.queueDir} holds ${agent.queue.foreign} entries that are not the agent's (${agent.queue.foreignNames.join(', ')}): left alone`);
+    agent.updateQueueMetrics();
     agent.kick();
     return agent;
   }
@@ -133,10 +136,20 @@ export class Agent {
     const m = this.metrics;
     m.define('kiln_agent_samples_total', 'counter', 'Samples recorded and queued for upload');
     m.define('kiln_agent_stacks_total', 'counter', 'Distinct stacks (per process and thread) queued for upload');
-    m.define('kiln_agent_profiles_total', 'counter', 'Profiles queued for upload');
+    m.define('kiln_agent_profiles_total', 'counter', 'Profiles made (one per process per period): each is sent, dropped (by reason) or still queued');
     m.define('kiln_agent_kernel_events_total', 'counter', 'Kernel-side counters of the BPF sampler, by kind (count_drops and chunk_drops are losses)');
     m.define('kiln_agent_code_objects_total', 'counter', 'Code objects first seen by the kernel, by outcome: named, or why not ([unknown code])');
-    m.define('kiln_agent_queue_dropped_total', 'counter', 'Profiles dropped from the on-disk queue because it was full');
+    m.define(
+      'kiln_agent_profiles_dropped_total',
+      'counter',
+      'Profiles lost, by reason: queue_full (past --queue-max-mb, oldest first), no_space (the disk was full when it was written), write_failed, unreadable (its queued file was not the agent\'s any more), refused (ingest answered 4xx), encode_failed',
+    );
+    m.define(
+      'kiln_agent_processes_dropped_total',
+      'counter',
+      'Python processes not profiled (or no longer), by reason: budget_<item> (it made the agent do more than its budget of that work in a window), version, no_runtime, unreadable, maps_too_large',
+    );
+    m.define('kiln_agent_queue_foreign_files', 'gauge', 'Entries in the queue directory that are not the agent\'s (left alone)');
     m.define('kiln_agent_queue_profiles', 'gauge', 'Profiles waiting in the on-disk queue');
     m.define('kiln_agent_queue_bytes', 'gauge', 'Bytes waiting in the on-disk queue');
     m.define('kiln_agent_processes_followed', 'gauge', 'Python processes being profiled');
@@ -145,7 +158,6 @@ export class Agent {
     m.define('kiln_agent_uploads_total', 'counter', 'Profiles ingest accepted');
     m.define('kiln_agent_upload_failures_total', 'counter', 'Upload attempts that failed, by reason');
     m.define('kiln_agent_definitions_resent_total', 'counter', 'Native profiles sent again with their definitions because ingest lacked them (409)');
-    m.define('kiln_agent_upload_rejected_total', 'counter', 'Profiles ingest refused as bad input (dropped, not retried)');
     m.define('kiln_agent_upload_latency_seconds_sum', 'counter', 'Total time of accepted uploads');
     m.define('kiln_agent_upload_latency_seconds_last', 'gauge', 'Time of the last accepted upload');
     m.define('kiln_agent_cpu_share', 'gauge', "The agent's own CPU over the last period, as a share of one core");
@@ -210,10 +222,19 @@ export class Agent {
       if (id.containerId) params.container_id = id.containerId;
       let dictionary = this.dictionaries.get(key);
       if (!dictionary || dictionary.size > MAX_DICTIONARY_LOCATIONS) this.dictionaries.set(key, (dictionary = new PprofDictionary()));
-      this.queue.push(params, await this.encode(part.profile, dictionary));
+      this.metrics.add('kiln_agent_profiles_total', 1);
+      let dropped: string | undefined;
+      try {
+        dropped = this.queue.push(params, await this.encode(part.profile, dictionary));
+      } catch (err) {
+        this.options.log(`cannot encode the profile of pid ${part.pid}: ${(err as Error).message}`);
+        this.metrics.add('kiln_agent_profiles_dropped_total', 1, { reason: 'encode_failed' });
+        continue;
+      }
+      this.noteQueueWrite(dropped);
+      if (dropped) continue;
       this.metrics.add('kiln_agent_samples_total', samples);
       this.metrics.add('kiln_agent_stacks_total', part.profile.samples.length);
-      this.metrics.add('kiln_agent_profiles_total', 1);
     }
     // a process with nothing in a whole period is gone or idle: its ids start over if it comes back
     for (const key of this.dictionaries.keys()) if (!live.has(key)) this.dictionaries.delete(key);
@@ -226,10 +247,22 @@ export class Agent {
     return encodePprof(profile, { dictionary, level: 1 });
   }
 
+  /** The reason the queue last failed a write, said once until writes succeed again. */
+  private writeTrouble: string | undefined;
+
+  private noteQueueWrite(dropped: string | undefined): void {
+    if (dropped === 'queue_full') return; // the bound doing its job: counted, not a fault
+    if (dropped && dropped !== this.writeTrouble)
+      this.options.log(`cannot write to the queue in ${this.options.queueDir} (${dropped === 'no_space' ? 'no space left' : 'write failed'}): dropping profiles until it can, counted in kiln_agent_profiles_dropped_total{reason="${dropped}"}`);
+    else if (!dropped && this.writeTrouble) this.options.log(`writing to the queue again`);
+    this.writeTrouble = dropped;
+  }
+
   private updateQueueMetrics(): void {
     this.metrics.set('kiln_agent_queue_profiles', this.queue.length);
     this.metrics.set('kiln_agent_queue_bytes', this.queue.bytes);
-    this.metrics.set('kiln_agent_queue_dropped_total', this.queue.dropped);
+    this.metrics.set('kiln_agent_queue_foreign_files', this.queue.foreign);
+    for (const [reason, n] of this.queue.dropped) this.metrics.set('kiln_agent_profiles_dropped_total', n, { reason });
   }
 
   private updateKernelMetrics(): void {
@@ -238,6 +271,7 @@ export class Agent {
     const code = this.recorder.codeStats();
     this.metrics.set('kiln_agent_code_objects_total', code.named, { outcome: 'named' });
     for (const [reason, n] of Object.entries(code.faults)) this.metrics.set('kiln_agent_code_objects_total', n, { outcome: reason });
+    for (const [reason, n] of Object.entries(this.recorder.droppedProcesses())) this.metrics.set('kiln_agent_processes_dropped_total', n, { reason });
     const run = this.recorder.runStats();
     this.metrics.set('kiln_agent_bpf_run_time_seconds_total', run.runTimeNs / 1e9);
     this.metrics.set('kiln_agent_bpf_runs_total', run.runCount);
@@ -327,7 +361,7 @@ export class Agent {
 
   private lost(params: Record<string, string>, why: string): 'done' {
     this.options.log(`a profile of ${params.service} (pid ${params.pid}) cannot be sent: ${why}`);
-    this.metrics.add('kiln_agent_upload_rejected_total', 1);
+    this.metrics.add('kiln_agent_profiles_dropped_total', 1, { reason: 'refused' });
     return 'done';
   }
 
@@ -353,7 +387,7 @@ export class Agent {
       if (status >= 400 && status < 500 && status !== 408 && status !== 429) {
         // the profile itself is refused: sending it again would fail again
         this.options.log(`ingest refused a profile of ${params.service} (pid ${params.pid}): ${status} ${text.slice(0, 200)}`);
-        this.metrics.add('kiln_agent_upload_rejected_total', 1);
+        this.metrics.add('kiln_agent_profiles_dropped_total', 1, { reason: 'refused' });
         return 'done';
       }
     } catch (err) {

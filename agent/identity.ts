@@ -2,9 +2,8 @@
  * What a profiled process is called in the fleet: its service name and, where
  * it runs in a container, the container id. Read from /proc only.
  */
-import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
-import { cmdlineOf, environOf } from '../unwinder/proc.js';
+import { cmdlineOf, environOf, MAX_SMALL_BYTES, readProcFile } from '../unwinder/proc.js';
 
 export interface ProcessIdentity {
   service: string;
@@ -19,8 +18,8 @@ const SYSTEMD_UNIT = /\/([^/]+)\.service(?:\/|$)/;
 
 export function cgroupPaths(pid: number): string[] {
   try {
-    return readFileSync(`/proc/${pid}/cgroup`, 'utf8')
-      .split('\n')
+    return readProcFile(`/proc/${pid}/cgroup`, MAX_SMALL_BYTES)
+      .text.split('\n')
       .map((l) => l.split(':').slice(2).join(':'))
       .filter((p) => p && p !== '/');
   } catch {
@@ -43,7 +42,15 @@ export function scriptName(argv: string[]): string | undefined {
   return undefined;
 }
 
+/** Longer service names (the process chooses them) are cut: a label value, not a document. */
+const MAX_SERVICE_CHARS = 200;
+
 export function identify(pid: number): ProcessIdentity {
+  const id = identifyUncut(pid);
+  return { ...id, service: [...id.service].slice(0, MAX_SERVICE_CHARS).join('') };
+}
+
+function identifyUncut(pid: number): ProcessIdentity {
   const paths = cgroupPaths(pid);
   let containerId: string | undefined;
   for (const p of paths) {

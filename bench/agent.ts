@@ -13,12 +13,12 @@
  * whole upload periods.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { checkoutBefore, type Checkout } from '../kit/before.js';
-import { startDaemon, startServe, type Daemon } from '../kit/harness.js';
+import { cpuSeconds, startDaemon, startServe, type Daemon } from '../kit/harness.js';
 import { hostPython } from '../kit/pythons.js';
 import { envNumber } from '../kit/stats.js';
 
@@ -31,14 +31,7 @@ const WARMUP_SECONDS = envNumber('KILN_BENCH_AGENT_WARMUP_SECONDS', 25);
 const SECONDS = envNumber('KILN_BENCH_AGENT_SECONDS', 30);
 const PAIRS = envNumber('KILN_BENCH_AGENT_PAIRS', 2);
 const UPLOAD_INTERVAL = process.env.KILN_BENCH_AGENT_UPLOAD_INTERVAL ?? '10s';
-const TICKS = 100; // USER_HZ
 
-/** utime + stime of a whole process, seconds. */
-function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(f[11]) + Number(f[12])) / TICKS;
-}
 
 interface Workload {
   proc: ChildProcess;

@@ -51,12 +51,15 @@ interface ServerMetrics {
   batches: number;
   batchRows: number;
   lookups: number;
+  lookupMs: number;
   logGroups: number;
+  logWriteMs: number;
+  batchMs: number;
 }
 
 async function serverMetrics(url: string): Promise<ServerMetrics> {
   const text = await (await fetch(`${url}/metrics`)).text();
-  const m: ServerMetrics = { mainMs: 0, workersMs: 0, stored: 0, pendingRows: 0, batches: 0, batchRows: 0, lookups: 0, logGroups: 0 };
+  const m: ServerMetrics = { mainMs: 0, workersMs: 0, stored: 0, pendingRows: 0, batches: 0, batchRows: 0, lookups: 0, lookupMs: 0, logGroups: 0, logWriteMs: 0, batchMs: 0 };
   for (const line of text.split('\n')) {
     const v = Number(line.slice(line.lastIndexOf(' ') + 1));
     if (line.startsWith('kiln_thread_cpu_seconds_total{')) {
@@ -68,6 +71,9 @@ async function serverMetrics(url: string): Promise<ServerMetrics> {
     else if (line.startsWith('kiln_ingest_batch_rows_total ')) m.batchRows = v;
     else if (line.startsWith('kiln_ingest_key_lookups_total ')) m.lookups = v;
     else if (line.startsWith('kiln_ingest_log_groups_total ')) m.logGroups = v;
+    else if (line.startsWith('kiln_ingest_key_lookup_seconds_total ')) m.lookupMs = v * 1000;
+    else if (line.startsWith('kiln_ingest_log_write_seconds_total ')) m.logWriteMs = v * 1000;
+    else if (line.startsWith('kiln_ingest_batch_seconds_total ')) m.batchMs = v * 1000;
   }
   return m;
 }
@@ -111,6 +117,9 @@ async function runRow(format: 'pprof' | 'native', clients: number): Promise<Row>
       rows_per_batch: Math.round((m1.batchRows - m0.batchRows) / Math.max(1, m1.batches - m0.batches)),
       pushes_per_key_lookup: round1(r.acknowledged / Math.max(1, m1.lookups - m0.lookups)),
       pushes_per_log_fsync: round1(r.acknowledged / Math.max(1, m1.logGroups - m0.logGroups)),
+      key_lookup_ms: round1((m1.lookupMs - m0.lookupMs) / Math.max(1, m1.lookups - m0.lookups)),
+      log_write_ms: round1((m1.logWriteMs - m0.logWriteMs) / Math.max(1, m1.logGroups - m0.logGroups)),
+      batch_ms: Math.round((m1.batchMs - m0.batchMs) / Math.max(1, m1.batches - m0.batches)),
       failures: JSON.stringify(r.failures),
       load_average_1m: loadavg()[0]!.toFixed(1),
     };

@@ -11,7 +11,8 @@
  *   the HTTP endpoint, so the ids are ingest's own.
  * - The 24 h of samples are bulk-loaded with INSERT ... SELECT from numbers(),
  *   each profile a copy of one of 200 pre-drawn profiles per service.
- * - Flame-graph latency over HTTP: 1 h and 24 h of one service, with and without a host filter.
+ * - Query latency over HTTP: flame graph of 1 h and 24 h of one service, with
+ *   and without a host filter; diff of the range's two halves; top functions of 24 h.
  * - Ingest throughput over HTTP (bench/ingest-http.ts): a separate `kiln
  *   serve` and a load generator in its own process, 32 and 256 clients.
  * - Bytes on disk per stored row and per sample.
@@ -168,6 +169,9 @@ export async function benchIngest(): Promise<Record<string, number | string>> {
       ['flamegraph_24h', `service=${svc.name}&from=now-${HOURS}h`],
       ['flamegraph_1h_host', `service=${svc.name}&from=now-1h&label=host=${host}`],
       ['flamegraph_24h_host', `service=${svc.name}&from=now-${HOURS}h&label=host=${host}`],
+      // The first half of the range against the second, and the top functions of all of it.
+      ['diff_24h', `service=${svc.name}&baseFrom=now-${HOURS}h&baseTo=now-${HOURS / 2}h&comparisonFrom=now-${HOURS / 2}h`],
+      ['top_24h', `service=${svc.name}&from=now-${HOURS}h`],
     ];
     // Round-robin, so whatever else the machine does lands on every query alike.
     const times = new Map<string, number[]>(queries.map(([name]) => [name, []]));
@@ -175,7 +179,7 @@ export async function benchIngest(): Promise<Record<string, number | string>> {
     for (let i = 0; i <= RUNS; i++) {
       for (const [name, qs] of queries) {
         const q0 = performance.now();
-        const r = await fetch(`${h.url}/api/v1/flamegraph?${qs}`);
+        const r = await fetch(`${h.url}/api/v1/${name.slice(0, name.indexOf('_'))}?${qs}`);
         const body = (await r.json()) as FlamegraphResponse;
         if (r.status !== 200) throw new Error(`${name}: ${r.status} ${JSON.stringify(body)}`);
         const ms = performance.now() - q0;
@@ -188,9 +192,11 @@ export async function benchIngest(): Promise<Record<string, number | string>> {
       const body = last.get(name)!;
       results[`${name}_p50_ms`] = round1(percentile(times.get(name)!, 50));
       results[`${name}_p95_ms`] = round1(percentile(times.get(name)!, 95));
-      results[`${name}_samples`] = body.total;
-      results[`${name}_nodes`] = body.fullNodes;
-      log(`${name}: p50 ${results[`${name}_p50_ms`]} ms, p95 ${results[`${name}_p95_ms`]} ms (${body.total} samples, ${body.fullNodes} nodes)`);
+      if (name.startsWith('flamegraph')) {
+        results[`${name}_samples`] = body.total;
+        results[`${name}_nodes`] = body.fullNodes;
+      }
+      log(`${name}: p50 ${results[`${name}_p50_ms`]} ms, p95 ${results[`${name}_p95_ms`]} ms${name.startsWith('flamegraph') ? ` (${body.total} samples, ${body.fullNodes} nodes)` : ''}`);
     }
 
     // 3b. What the profile type costs the 24 h query: the store's query with its

@@ -85,6 +85,8 @@ export async function record(argv: string[]): Promise<void> {
   const lost = stats.count_drops + stats.chunk_drops;
   if (lost || stats.read_errors)
     log(`kernel: ${stats.count_drops} samples and ${stats.chunk_drops} stacks dropped (maps full), ${stats.read_errors} unreadable walks`);
+  const dropped = Object.entries(recorder.droppedProcesses());
+  if (dropped.length) log(`processes not profiled (or no longer): ${dropped.map(([reason, n]) => `${n} ${reason}`).join(', ')}`);
   // every frame left [unknown code], and why
   const code = recorder.codeStats();
   const unnamed = Object.entries(code.faults).filter(([, n]) => n > 0);

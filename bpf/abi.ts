@@ -105,8 +105,8 @@ export const STRUCTS = {
     },
   },
   kiln_proc: {
-    size: 96,
-    fields: { runtime: u64(0), code_type: u64(8), layout: { offset: 16, type: 'struct' } },
+    size: 104,
+    fields: { runtime: u64(0), code_type: u64(8), layout: { offset: 16, type: 'struct' }, first_sights: u64(96) },
   },
   kiln_frame: {
     size: 8,

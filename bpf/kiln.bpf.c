@@ -156,7 +156,7 @@ struct walk_scratch {
 	struct kiln_proc proc;
 	struct code_memo memo[KILN_CODE_MEMO];
 	__u32 seq;                       /* samples taken on this CPU: memo entries of older ones are stale */
-	__u32 _pad;
+	__u32 sights;                    /* first sights this sample asked for */
 	__u8 tbuf[KILN_READ_WINDOW + 8];
 	__u8 cbuf[KILN_READ_WINDOW + 8];
 	/* a window of the data stack, room past its end for a frame's fields,
@@ -350,6 +350,7 @@ __noinline __u32 kiln_first_sight(__u32 pid, __u64 code, __u64 identity)
 	__u64 *next = bpf_map_lookup_elem(&kiln_code_ids, &zero);
 	if (!s || !next)
 		return 0;
+	s->sights++;
 	__u32 id = (__u32)(__sync_fetch_and_add(next, 1) + 1);
 	if (!id) /* 0 means "unnamed": skip it when the counter wraps */
 		id = (__u32)(__sync_fetch_and_add(next, 1) + 1);
@@ -656,6 +657,7 @@ int kiln_sample(struct bpf_perf_event_data *ctx)
 	stat_add(KILN_STAT_SAMPLES, 1);
 	s->proc = *p;
 	s->seq++;
+	s->sights = 0;
 
 	struct kiln_sample_key key = { .pid = pid, .tid = tid };
 	bpf_get_current_comm(key.comm, sizeof(key.comm));
@@ -702,6 +704,10 @@ int kiln_sample(struct bpf_perf_event_data *ctx)
 		if (flags & KILN_F_READ_ERROR)
 			stat_add(KILN_STAT_READ_ERRORS, 1);
 	}
+
+	/* what this process asks of the event ring, for its budget in userspace */
+	if (s->sights)
+		__sync_fetch_and_add(&p->first_sights, s->sights);
 
 	t = clock_if(timing);
 	if (st->flags & KILN_STATE_SAMPLE_RING) {

@@ -118,6 +118,8 @@ struct kiln_proc {
 	__u64 runtime;                   /* address of _PyRuntime in the process */
 	__u64 code_type;                 /* address of its PyCode_Type: frames whose code is not one are not named */
 	struct kiln_py_layout layout;
+	__u64 first_sights;              /* written by the kernel: first sights the process's samples asked for,
+	                                  * reported or not (its share of the event ring's demand) */
 };
 
 /* One Python frame as the kernel saw it. */

@@ -386,6 +386,15 @@ export class Sampler {
     this.procs.delete(u32(pid));
   }
 
+  /** First sights the kernel was asked for by `pid`'s samples since it was registered (reported or not); undefined if not registered. */
+  firstSights(pid: number): number | undefined {
+    this.procOut ??= Buffer.alloc(STRUCTS.kiln_proc.size);
+    const v = this.procs.lookup(u32(pid), this.procOut);
+    return v ? Number(v.readBigUInt64LE(STRUCTS.kiln_proc.fields.first_sights.offset)) : undefined;
+  }
+
+  private procOut: Buffer<ArrayBuffer> | undefined;
+
   /**
    * Makes the kernel forget having reported these code objects: the next
    * sample that meets one reports it again, under a new id.

@@ -92,6 +92,8 @@ export interface CommitStats {
   malformed: number;
   backlogRefusals: number;
   lookups: number;
+  /** Time spent in key (and stack) lookups, ms. */
+  lookupMs: number;
   /** Lookups of stacks native pushes counted without defining, and pushes refused (409) for a stack not stored. */
   stackLookups: number;
   unknownStacks: number;
@@ -134,6 +136,7 @@ export class Committer {
     malformed: 0,
     backlogRefusals: 0,
     lookups: 0,
+    lookupMs: 0,
     stackLookups: 0,
     unknownStacks: 0,
     queryWaits: 0,
@@ -287,6 +290,7 @@ export class Committer {
       const u = w.built.unknownStacks;
       for (let i = 0; i + 1 < u.length; i += 2) if (!known.has(u[i]!, u[i + 1]!, today)) stacksAsked.push(idOf(u[i]!, u[i + 1]!));
     }
+    const t0 = performance.now();
     try {
       this.stats.lookups++;
       const rows = await this.store.lookup(storedKeysSql(this.store.ctx), { keys: round.map((w) => BigInt(w.built.key)) });
@@ -303,6 +307,8 @@ export class Committer {
         w.reject(e);
       }
       return;
+    } finally {
+      this.stats.lookupMs += performance.now() - t0;
     }
     for (const id of stacksFound) {
       const v = BigInt(id);

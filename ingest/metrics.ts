@@ -56,8 +56,10 @@ export class IngestMetrics {
     metric('kiln_ingest_unknown_stacks_total', 'counter', "Native pushes refused (409) for counting a stack neither defined in them nor stored: the sender sends its definitions again", [['', s.unknownStacks]]);
     metric('kiln_ingest_stack_lookups_total', 'counter', 'Lookups of stacks that native pushes counted without defining them and no worker knew', [['', s.stackLookups]]);
     metric('kiln_ingest_key_lookups_total', 'counter', 'Rounds of idempotency-key lookups (each covers the pushes that arrived meanwhile)', [['', s.lookups]]);
+    metric('kiln_ingest_key_lookup_seconds_total', 'counter', 'Time spent in idempotency-key (and stack) lookups', [['', s.lookupMs / 1000]]);
     const log = this.committer.log;
     metric('kiln_ingest_log_groups_total', 'counter', 'Groups written to the ingest log (one write and one fdatasync each)', [['', log.stats.groups]]);
+    metric('kiln_ingest_log_write_seconds_total', 'counter', 'Time spent writing groups to the ingest log (write and fdatasync)', [['', log.stats.writeMs / 1000]]);
     metric('kiln_ingest_log_records_total', 'counter', 'Pushes written to the ingest log', [['', log.stats.records]]);
     metric('kiln_ingest_log_bytes', 'gauge', 'Bytes in the ingest log not yet stored', [['', log.bytesOnDisk]]);
     metric('kiln_ingest_batches_total', 'counter', 'Batches stored', [['', s.batches]]);

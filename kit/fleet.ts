@@ -295,10 +295,22 @@ export async function agentPushes(
   return out;
 }
 
-/** The same pushes in native form twice over one encoder: the first round carries the dictionary, the second ids only. */
+/**
+ * The same pushes in native form twice over one encoder: the first round
+ * carries the dictionary, the second ids only. Each first-round body defines
+ * everything it counts, as each agent's first push of the day does (one
+ * encoder stands for the whole fleet here, so without expand() a push would
+ * count stacks another push of the round defines, and sent at once they
+ * could arrive in either order).
+ */
 export async function agentPushesTwice(count: number, startNs: bigint): Promise<[AgentPush[], AgentPush[]]> {
   const encoder = new NativeEncoder();
   const first = await agentPushes(count, { startNs, format: 'native', encoder });
   const steady = await agentPushes(count, { startNs, format: 'native', encoder });
-  return [first, steady];
+  const whole = first.map((p) => {
+    const body = encoder.expand(new TextDecoder().decode(p.body));
+    if (body === undefined) throw new Error('the encoder lost a definition it wrote');
+    return { ...p, body: new TextEncoder().encode(body) };
+  });
+  return [whole, steady];
 }

@@ -108,6 +108,13 @@ export function kiln(args: string[], opts: { wrap?: string[]; timeoutMs?: number
   });
 }
 
+/** CPU seconds a whole process has used (utime + stime, from /proc, in USER_HZ = 100). */
+export function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100; // fields 14 and 15
+}
+
 /** `kiln record ARGS -o tmp.pb.gz`, decoded; throws with kiln's stderr when it fails. */
 export async function recordProfile(args: string[]): Promise<{ profile: Profile; stderr: string; bytes: Buffer }> {
   const dir = mkdtempSync(join(tmpdir(), 'kiln-test-'));
@@ -151,6 +158,20 @@ export function leafShare(samples: StackSample[], name: string): number {
 /** Root-first frame names of a sample. */
 export function chain(s: StackSample): string[] {
   return s.frames.map((f) => f.name).reverse();
+}
+
+/**
+ * Bytes as fetch's BodyInit types them: backed by an ArrayBuffer. Node types a
+ * Buffer's store as ArrayBuffer or SharedArrayBuffer, so a Buffer is not one
+ * until checked; copying only when it is shared.
+ */
+export function bodyBytes(b: Uint8Array): Uint8Array<ArrayBuffer> {
+  return b.buffer instanceof ArrayBuffer ? new Uint8Array(b.buffer, b.byteOffset, b.byteLength) : new Uint8Array(b);
+}
+
+/** A request body for fetch: text as it is, bytes as bodyBytes makes them. */
+export function asBody(b: Uint8Array | string): string | Uint8Array<ArrayBuffer> {
+  return typeof b === 'string' ? b : bodyBytes(b);
 }
 
 export function tempDir(): { dir: string; cleanup(): void } {
@@ -256,6 +277,23 @@ export function recordInBackground(args: string[]): Background {
       if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
     },
   };
+}
+
+/**
+ * `kiln record ARGS` to its end, and the CPU seconds process `pid` used while
+ * it recorded: a busy thread gets ~99 samples per CPU second it is given,
+ * which on a loaded machine is less than 99 per second of wall time.
+ */
+export async function recordWithCpu(args: string[], pid: number): Promise<{ code: number | null; stderr: string; profile?: Profile; cpu: number }> {
+  const rec = recordInBackground(args);
+  try {
+    await rec.started;
+    const cpu0 = cpuSeconds(pid);
+    const result = await rec.finished;
+    return { ...result, cpu: cpuSeconds(pid) - cpu0 };
+  } finally {
+    rec.kill();
+  }
 }
 
 /** Resolves when a --wait workload prints {"done": true}. */

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { debugOffsetsFields, debugOffsetsFormat, readDebugOffsets } from '../unwinder/debug-offsets.js';
-import { elfLoadBias, readElfSymbols } from '../unwinder/elf.js';
+import { ElfFile, elfLoadBias, readElfSymbols } from '../unwinder/elf.js';
 import type { PyLayout, PythonVersion } from '../unwinder/layout.js';
 import { tableLayout } from '../unwinder/layouts/index.js';
 import { ProcessMemory } from '../unwinder/memory.js';
@@ -191,13 +191,18 @@ function findSymbols(pid: number): Symbols {
     const start = BigInt(`0x${m[1]}`);
     // map_files names drop the leading zeros that maps prints
     const file = `/proc/${pid}/map_files/${start.toString(16)}-${BigInt(`0x${m[2]}`).toString(16)}`;
-    const syms = readElfSymbols(file, ['_PyRuntime', 'PyCode_Type', 'PyBytes_Type']);
-    const runtime = syms.get('_PyRuntime');
-    const codeType = syms.get('PyCode_Type');
-    const bytesType = syms.get('PyBytes_Type');
-    if (runtime === undefined || codeType === undefined || bytesType === undefined) continue;
-    const bias = elfLoadBias(start, file);
-    return { runtime: runtime + bias, codeType: codeType + bias, bytesType: bytesType + bias };
+    const elf = ElfFile.open(file);
+    try {
+      const syms = readElfSymbols(elf, ['_PyRuntime', 'PyCode_Type', 'PyBytes_Type']);
+      const runtime = syms.get('_PyRuntime');
+      const codeType = syms.get('PyCode_Type');
+      const bytesType = syms.get('PyBytes_Type');
+      if (runtime === undefined || codeType === undefined || bytesType === undefined) continue;
+      const bias = elfLoadBias(start, elf);
+      return { runtime: runtime + bias, codeType: codeType + bias, bytesType: bytesType + bias };
+    } finally {
+      elf.close();
+    }
   }
   throw new Error(`pid ${pid}: no mapped python image defines _PyRuntime`);
 }

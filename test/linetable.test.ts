@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import type { LineTableFormat } from '../unwinder/layout.js';
-import { lineForOffset, lineRanges } from '../unwinder/linetable.js';
+import { lineForOffset, lineIndex, lineRanges } from '../unwinder/linetable.js';
 import { OPTIONAL_VERSIONS, REQUIRED_VERSIONS, pythonFor, stageWorkload } from '../kit/pythons.js';
 
 /**
@@ -98,8 +98,9 @@ function checkVersion(version: string): void {
     for (const f of tableFeatures(format, table)) features.add(f);
     expect(co.lines.length).toBe(co.code_bytes / 2);
     if (co.addr2line) withNative++;
+    const index = lineIndex(format, table, co.firstlineno);
     for (let i = 0; i < co.lines.length; i++) {
-      const got = lineForOffset(format, table, co.firstlineno, 2 * i);
+      const got = index.line(2 * i);
       offsets++;
       const want = co.lines[i]!;
       const native = co.addr2line ? co.addr2line[i]! : want;
@@ -113,9 +114,9 @@ function checkVersion(version: string): void {
     // offset's line is the right one or 0 (unknown), never another line.
     for (const cut of [table.length >> 1, table.length - 1]) {
       if (cut < 2) continue;
-      const start = table.subarray(0, cut);
+      const start = lineIndex(format, table.subarray(0, cut), co.firstlineno, false);
       for (let i = 0; i < co.lines.length; i++) {
-        const got = lineForOffset(format, start, co.firstlineno, 2 * i, false);
+        const got = start.line(2 * i);
         cutOffsets++;
         if (got !== 0) cutKnown++;
         if (got !== 0 && got !== co.lines[i] && mismatches.length < 20)

@@ -18,6 +18,8 @@ import { SYNTHETIC, type Frame, type Profile, type StackSample } from '../profil
 import {
   REPO,
   WORKLOADS,
+  recordWithCpu,
+  cpuSeconds,
   recordInBackground,
   recordWork,
   chain,
@@ -74,12 +76,6 @@ const fmt = (s: StackSample) => s.frames.map((f) => `${f.name}@${f.filename}:${f
  * task's CPU time while the sampling timer, not running, coalesces its ticks.
  */
 
-/** CPU seconds a process has used (utime + stime). */
-function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(f[11]) + Number(f[12])) / 100; // fields 14 and 15, in USER_HZ (100)
-}
 
 /** Starts a program that prints {"pid": N} when ready (the fake interpreters). */
 async function startProgram(argv: string[]): Promise<{ pid: number; stop(): Promise<void> }> {
@@ -486,18 +482,7 @@ describe('host-wide', () => {
       const good = await startWorkload(required('3.11'), 'shares.py', ['120']);
       started.push(good);
 
-      const rec = recordInBackground(['--all', '--duration', '5s']);
-      let cpu: number;
-      let result;
-      try {
-        await rec.started;
-        const cpu0 = cpuSeconds(good.pid);
-        result = await rec.finished;
-        cpu = cpuSeconds(good.pid) - cpu0;
-      } finally {
-        rec.kill();
-      }
-      const { code, stderr, profile } = result;
+      const { code, stderr, profile, cpu } = await recordWithCpu(['--all', '--duration', '5s'], good.pid);
       expect(code, stderr).toBe(0); // it kept going
 
       // each bad one: one line, by pid, with the reason

@@ -11,36 +11,17 @@
  * copied, it is [unknown code].
  */
 import { describe, expect, it } from 'vitest';
-import { KILN_CODE_IDENT_INTS, KILN_CODE_IDENT_PTRS, codeReadSize, type CodeEvent, type KernelLayout } from '../bpf/abi.js';
+import type { CodeEvent } from '../bpf/abi.js';
 import { SYNTHETIC } from '../profile/profile.js';
 import { inspectProcess } from '../unwinder/interpreter.js';
 import { kernelLayout } from '../unwinder/kernel-layout.js';
 import { ProcessMemory } from '../unwinder/memory.js';
 import { Symbolizer } from '../unwinder/symbolizer.js';
+import { firstSight, nextCodeId } from '../kit/first-sight.js';
 import { startWorkload } from '../kit/harness.js';
 import { pythonFor, testedVersions } from '../kit/pythons.js';
 
 const versions = testedVersions('symbolizer');
-
-let nextId = 1;
-
-/** A first-sight event as the kernel makes it of the code object at `code` (with or without copies). */
-function firstSight(mem: ProcessMemory, pid: number, kl: KernelLayout, code: bigint, copy: boolean): CodeEvent {
-  const w = mem.read(code, codeReadSize(kl));
-  const identInts = Array.from({ length: KILN_CODE_IDENT_INTS }, (_, i) => (kl.codeIdentInts[i]! >= 0 ? w.readUInt32LE(kl.codeIdentInts[i]!) : 0));
-  const identPtrs = Array.from({ length: KILN_CODE_IDENT_PTRS }, (_, i) => (kl.codeIdentPtrs[i]! >= 0 ? w.readBigUInt64LE(kl.codeIdentPtrs[i]!) : 0n));
-  const copies = identPtrs.map((address, i) => {
-    const want = copy && address ? kl.codeCopy[i]! : 0;
-    if (!want) return { address, bytes: Buffer.alloc(0) };
-    try {
-      return { address, bytes: mem.read(address, want) };
-    } catch {
-      // as the kernel does: up to the end of the object's page
-      return { address, bytes: mem.read(address, Math.min(want, 4096 - Number(address & 4095n))) };
-    }
-  });
-  return { pid, codeId: nextId++, code, identInts, identPtrs, copies };
-}
 
 describe('the symbolizer invents nothing', () => {
   for (const version of versions) {
@@ -53,7 +34,7 @@ describe('the symbolizer invents nothing', () => {
         const proc = inspectProcess(w.pid);
         const kl = kernelLayout(proc.layout);
         const addr = (key: string) => BigInt(w.info[key] as number);
-        const sym = new Symbolizer(w.pid, proc.layout, proc.types);
+        const sym = new Symbolizer(w.pid, proc.layout, proc.types, proc.imageFile);
         const name = (ev: CodeEvent) => {
           sym.learn(ev);
           return sym.frame({ codeId: ev.codeId, lasti: -1 });
@@ -125,9 +106,9 @@ describe('the symbolizer invents nothing', () => {
 
         // Code objects no sample names for a while are forgotten (the kernel is told to
         // report them again if they come back); one named again meanwhile is kept.
-        const keeper = new Symbolizer(w.pid, proc.layout, proc.types);
+        const keeper = new Symbolizer(w.pid, proc.layout, proc.types, proc.imageFile);
         const idle = firstSight(mem, w.pid, kl, addr('code'), true);
-        const busy = { ...firstSight(mem, w.pid, kl, addr('code'), true), codeId: nextId++ };
+        const busy = { ...firstSight(mem, w.pid, kl, addr('code'), true), codeId: nextCodeId() };
         keeper.learn(idle);
         keeper.learn(busy);
         for (let drain = 0; drain < 5; drain++) {

@@ -3,14 +3,15 @@
  * _PyRuntime (the python binary with libpython linked in, or libpython3.X.so),
  * where it is, which version, and the layout Kiln walks it with.
  */
-import { closeSync, openSync, statSync } from 'node:fs';
+import { closeSync, constants, openSync, type Stats } from 'node:fs';
 import { basename } from 'node:path';
 import { readDebugOffsets } from './debug-offsets.js';
-import { elfLoadBias, readElfSymbols } from './elf.js';
+import { ElfError, ElfFile, elfLoadBias, readElfSymbols } from './elf.js';
 import { tableLayout } from './layouts/index.js';
 import { formatVersion, type PyLayout, type PythonVersion, type TypeObjects } from './layout.js';
-import { ProcessMemory } from './memory.js';
+import { ProcessMemory, ReadableRegions, type FileId } from './memory.js';
 import { readMaps, type Mapping } from './proc.js';
+import { checkRegular, openProcessFile } from './target-files.js';
 
 export const MIN_VERSION = { major: 3, minor: 9 };
 export const MAX_VERSION = { major: 3, minor: 14 };
@@ -27,6 +28,8 @@ export interface PythonProcess {
   types: TypeObjects;
   /** the image holding the runtime, as the target names it */
   image: string;
+  /** that image's file, the only one Kiln reads the process's objects from besides its anonymous memory */
+  imageFile: FileId;
 }
 
 /** The process runs no CPython Kiln can find. */
@@ -38,7 +41,11 @@ export class NotPythonError extends Error {
 
 /** A CPython Kiln cannot walk: outside the supported versions, or unreadable. */
 export class UnsupportedPythonError extends Error {
-  constructor(readonly pid: number, reason: string) {
+  constructor(
+    readonly pid: number,
+    reason: string,
+    readonly kind: 'version' | 'unreadable' = 'unreadable',
+  ) {
     super(`pid ${pid}: ${reason}`);
   }
 }
@@ -79,23 +86,66 @@ function versionFromName(path: string): PythonVersion | undefined {
   return m ? { major: Number(m[2]), minor: Number(m[3]), patch: -1 } : undefined;
 }
 
-function openable(pid: number, m: Mapping): string {
+/** Images larger than this are not CPython (libpython with debug info is ~100 MB). */
+const MAX_IMAGE_BYTES = 1 << 30;
+
+/**
+ * Opens the file a process maps at `m`, as that very file: map_files names
+ * the mapped inode itself, whatever the target's root or mount namespace (it
+ * needs CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE); else the path inside the
+ * process's root finds a container's file (resolved there, never leaving
+ * it); else the path as-is finds a chroot's (maps shows paths from the
+ * reader's root), used only if it is the same inode the process maps.
+ * Regular files only, opened without blocking.
+ */
+function openImage(pid: number, m: Mapping): ElfFile {
   const range = `${m.start.toString(16)}-${m.end.toString(16)}`;
-  // map_files names the mapped file itself, whatever the target's root or
-  // mount namespace (it needs CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE);
-  // /proc/PID/root + path finds a container's files; the path as-is finds a
-  // chroot's, since maps shows paths from the reader's root
-  const paths = [`/proc/${pid}/map_files/${range}`, `/proc/${pid}/root${m.path}`, m.path];
-  let lastErr: unknown;
-  for (const p of paths) {
+  const problems: string[] = [];
+  const attempt = (label: string, open: () => { fd: number; st: Stats }): ElfFile | undefined => {
     try {
-      closeSync(openSync(p, 'r'));
-      return p;
+      const { fd, st } = open();
+      return new ElfFile(fd, st.size, label);
     } catch (err) {
-      lastErr = err;
+      problems.push(`${label}: ${(err as Error).message}`);
+      return undefined;
     }
+  };
+  const mapped = `/proc/${pid}/map_files/${range}`;
+  const elf =
+    attempt(mapped, () => openChecked(mapped, mapped)) ??
+    attempt(`${m.path} in pid ${pid}'s root`, () => openProcessFile(pid, m.path, MAX_IMAGE_BYTES)) ??
+    attempt(m.path, () => {
+      const opened = openChecked(m.path, m.path);
+      const { st } = opened;
+      if (st.ino !== m.inode || major(st.dev) !== m.major || minor(st.dev) !== m.minor) {
+        closeSync(opened.fd);
+        throw new Error('not the file the process maps');
+      }
+      return opened;
+    });
+  if (!elf) throw new UnsupportedPythonError(pid, `cannot open ${m.path}: ${problems.join('; ')}`);
+  return elf;
+}
+
+/** Opens a path without blocking (a FIFO's open returns at once) and checks it is a regular file. */
+function openChecked(path: string, what: string): { fd: number; st: Stats } {
+  const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
+  try {
+    return { fd, st: checkRegular(fd, what, MAX_IMAGE_BYTES) };
+  } catch (err) {
+    closeSync(fd);
+    throw err;
   }
-  throw new UnsupportedPythonError(pid, `cannot open ${m.path}: ${(lastErr as Error)?.message ?? lastErr}`);
+}
+
+// Linux's dev_t encoding (glibc's gnu_dev_major/minor)
+function major(dev: number): number {
+  const d = BigInt(dev);
+  return Number(((d >> 8n) & 0xfffn) | ((d >> 32n) & ~0xfffn));
+}
+function minor(dev: number): number {
+  const d = BigInt(dev);
+  return Number((d & 0xffn) | ((d >> 12n) & ~0xffn));
 }
 
 const TYPE_SYMBOLS: Record<keyof TypeObjects, string> = { code: 'PyCode_Type', unicode: 'PyUnicode_Type', bytes: 'PyBytes_Type' };
@@ -105,12 +155,11 @@ const TYPE_SYMBOLS: Record<keyof TypeObjects, string> = { code: 'PyCode_Type', u
  * many processes of few interpreters, and a symbol table is megabytes to read.
  */
 const symbolCache = new Map<string, Map<string, bigint>>();
-function runtimeSymbols(file: string): Map<string, bigint> {
-  const st = statSync(file);
+function runtimeSymbols(elf: ElfFile, st: Stats): Map<string, bigint> {
   const key = `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}`;
   let syms = symbolCache.get(key);
   if (!syms) {
-    syms = readElfSymbols(file, ['_PyRuntime', 'Py_Version', ...Object.values(TYPE_SYMBOLS)]);
+    syms = readElfSymbols(elf, ['_PyRuntime', 'Py_Version', ...Object.values(TYPE_SYMBOLS)]);
     if (symbolCache.size > 256) symbolCache.clear();
     symbolCache.set(key, syms);
   }
@@ -120,14 +169,32 @@ function runtimeSymbols(file: string): Map<string, bigint> {
 export function inspectProcess(pid: number, maps: Mapping[] = readMaps(pid)): PythonProcess {
   const images = candidateImages(maps);
   if (images.length === 0) throw new NotPythonError(pid, 'no python binary or libpython is mapped');
+  const unreadable: string[] = [];
   for (const image of images) {
-    const file = openable(pid, image);
-    const syms = runtimeSymbols(file);
-    const runtimeSym = syms.get('_PyRuntime');
-    if (runtimeSym === undefined) continue;
-    const bias = elfLoadBias(image.start, file);
-    const runtime = bias + runtimeSym;
-    const mem = new ProcessMemory(pid);
+    let elf: ElfFile;
+    try {
+      elf = openImage(pid, image);
+    } catch (err) {
+      unreadable.push((err as Error).message);
+      continue;
+    }
+    let syms: Map<string, bigint>;
+    let bias: bigint;
+    try {
+      syms = runtimeSymbols(elf, elf.stat());
+      if (!syms.has('_PyRuntime')) continue;
+      bias = elfLoadBias(image.start, elf);
+    } catch (err) {
+      // a crafted or broken file: another mapped image may still be the interpreter
+      if (!(err instanceof ElfError)) throw err;
+      unreadable.push(err.message);
+      continue;
+    } finally {
+      elf.close();
+    }
+    const runtime = bias + syms.get('_PyRuntime')!;
+    const imageFile = { major: image.major, minor: image.minor, inode: image.inode };
+    const mem = new ProcessMemory(pid, new ReadableRegions(pid, imageFile, maps));
     try {
       let version = versionFromName(image.path);
       const versionSym = syms.get('Py_Version');
@@ -139,16 +206,16 @@ export function inspectProcess(pid: number, maps: Mapping[] = readMaps(pid)): Py
       if (!version) throw new UnsupportedPythonError(pid, `cannot tell the Python version of ${image.path}`);
       const text = version.patch < 0 ? `${version.major}.${version.minor}` : formatVersion(version);
       if (!supported(version))
-        throw new UnsupportedPythonError(pid, `CPython ${text} is not supported (Kiln walks 3.9 to 3.14)`);
+        throw new UnsupportedPythonError(pid, `CPython ${text} is not supported (Kiln walks 3.9 to 3.14)`, 'version');
       const layout = version.minor >= 13 ? readDebugOffsets(mem, runtime, version) : tableLayout(version);
-      if (!layout) throw new UnsupportedPythonError(pid, `no layout for CPython ${text}`);
+      if (!layout) throw new UnsupportedPythonError(pid, `no layout for CPython ${text}`, 'version');
       const types = {} as TypeObjects;
       for (const [key, name] of Object.entries(TYPE_SYMBOLS) as [keyof TypeObjects, string][]) {
         const sym = syms.get(name);
         if (sym === undefined) throw new UnsupportedPythonError(pid, `${image.path} defines no ${name}: Kiln cannot check what it reads`);
         types[key] = bias + sym;
       }
-      return { pid, version, versionText: text, runtime, layout, types, image: image.path };
+      return { pid, version, versionText: text, runtime, layout, types, image: image.path, imageFile };
     } catch (err) {
       if (err instanceof UnsupportedPythonError) throw err;
       throw new UnsupportedPythonError(pid, `cannot read the CPython runtime: ${(err as Error).message}`);
@@ -158,6 +225,7 @@ export function inspectProcess(pid: number, maps: Mapping[] = readMaps(pid)): Py
   }
   // CPython before 3.7 has no _PyRuntime: say which version it is when the name tells
   const old = images.map((m) => versionFromName(m.path)).find((v) => v && !supported(v));
-  if (old) throw new UnsupportedPythonError(pid, `CPython ${old.major}.${old.minor} is not supported (Kiln walks 3.9 to 3.14)`);
+  if (old) throw new UnsupportedPythonError(pid, `CPython ${old.major}.${old.minor} is not supported (Kiln walks 3.9 to 3.14)`, 'version');
+  if (unreadable.length) throw new UnsupportedPythonError(pid, unreadable.join('; '));
   throw new NoRuntimeSymbolError(pid, `cannot read the symbols of ${images.map((m) => m.path).join(', ')}: no _PyRuntime (a stripped or non-CPython build?)`);
 }

@@ -57,28 +57,41 @@ export function checkObject(head: Buffer, l: PyLayout, type: bigint, what: strin
     throw new ObjectCheckError('type', `${what} at 0x${addr.toString(16)} has type 0x${actual.toString(16)}, not 0x${type.toString(16)}`);
 }
 
-/** A str, checked; at most MAX_STRING_CHARS characters of it. */
+/**
+ * A str, checked; at most MAX_STRING_CHARS characters of it. Its kind must
+ * agree with its characters, as CPython keeps it: ASCII data below 0x80, and
+ * (when all of it is read) a 1-, 2- or 4-byte kind only when some character
+ * needs it; anything else is not a str CPython made.
+ */
 export function readStr(mem: Memory, l: PyLayout, types: TypeObjects, addr: bigint): string {
   const u = l.unicode;
   const head = mem.read(addr, Math.max(u.length, u.state, l.object.type) + 8);
   checkObject(head, l, types.unicode, 'str', addr);
   const length = Number(head.readBigInt64LE(u.length));
   const state = head.readUInt32LE(u.state);
-  if (!(state & STATE_COMPACT)) throw new ObjectCheckError('shape', `str at 0x${addr.toString(16)} is not compact`);
-  if (length < 0) throw new ObjectCheckError('shape', `str at 0x${addr.toString(16)} has length ${length}`);
+  const bad = (why: string) => new ObjectCheckError('shape', `str at 0x${addr.toString(16)} ${why}`);
+  if (!(state & STATE_COMPACT)) throw bad('is not compact');
+  if (length < 0) throw bad(`has length ${length}`);
   const n = Math.min(length, MAX_STRING_CHARS);
-  if (state & STATE_ASCII) return mem.read(addr + BigInt(u.asciiData), n).toString('latin1');
   const kind = (state >> STATE_KIND_SHIFT) & 7;
-  if (kind !== 1 && kind !== 2 && kind !== 4) throw new ObjectCheckError('shape', `str at 0x${addr.toString(16)} has kind ${kind}`);
+  if (state & STATE_ASCII) {
+    if (kind !== 1) throw bad(`is ASCII of kind ${kind}`);
+    const data = mem.read(addr + BigInt(u.asciiData), n);
+    if (data.some((b) => b >= 0x80)) throw bad('is ASCII with a byte past 0x7f');
+    return data.toString('latin1');
+  }
+  if (kind !== 1 && kind !== 2 && kind !== 4) throw bad(`has kind ${kind}`);
   const data = mem.read(addr + BigInt(u.compactData), n * kind);
-  if (kind === 1) return data.toString('latin1');
-  if (kind === 2) return data.toString('utf16le');
   let s = '';
+  let widest = 0;
   for (let i = 0; i < n; i++) {
-    const cp = data.readUInt32LE(i * 4);
-    if (cp > 0x10ffff) throw new ObjectCheckError('shape', `str at 0x${addr.toString(16)} holds code point ${cp}`);
+    const cp = kind === 1 ? data[i]! : kind === 2 ? data.readUInt16LE(i * 2) : data.readUInt32LE(i * 4);
+    if (cp > 0x10ffff) throw bad(`holds code point ${cp}`);
+    if (cp > widest) widest = cp;
     s += String.fromCodePoint(cp);
   }
+  const least = kind === 1 ? 0x80 : kind === 2 ? 0x100 : 0x10000;
+  if (n === length && widest < least) throw bad(`of kind ${kind} holds no character that needs it`);
   return s;
 }
 

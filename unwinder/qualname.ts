@@ -4,11 +4,10 @@
  * enclosing class adds "Class.", each enclosing function "func.<locals>.".
  * The enclosing scopes are the def/class lines above the code object's first
  * line with less indentation. Sources are read through the process's root, so
- * this works for containers too; when the source is unreadable, the plain
- * co_name is kept.
+ * this works for containers too, and never outside it; when the source is
+ * unreadable, the plain co_name is kept.
  */
-import { readFileSync } from 'node:fs';
-import { isAbsolute, join } from 'node:path';
+import { readProcessFile, TargetFileError, type FileRefusal } from './target-files.js';
 
 const SCOPE = /^(\s*)(?:async\s+def|def|class)\s+([A-Za-z_\u0080-\uffff][\w\u0080-\uffff]*)/u;
 
@@ -66,9 +65,26 @@ export function qualnameFromSource(lines: string[], firstLineNo: number, name: s
   return parts.reverse().join('') + name;
 }
 
-/** Reads and caches the sources of one process, as it sees them. */
+/** Sources larger than this are not read (the stdlib's largest is ~0.2 MB). */
+export const MAX_SOURCE_BYTES = 4 << 20;
+/** Source bytes, and files named, one process's cache holds before it starts over. */
+const MAX_CACHED_SOURCE_BYTES = 32 << 20;
+const MAX_CACHED_FILES = 10_000;
+
+/**
+ * Reads and caches the sources of one process, as it sees them: names
+ * resolved inside its root (or working directory), regular files it may read
+ * itself, of at most MAX_SOURCE_BYTES (unwinder/target-files.ts). A file
+ * refused or unreadable leaves the plain co_name, and is counted.
+ */
 export class SourceQualnames {
   private readonly files = new Map<string, string[] | null>();
+  private cachedBytes = 0;
+  /** bytes of source read */
+  bytesRead = 0;
+  /** files not read, by reason, and in all */
+  readonly refused = new Map<FileRefusal, number>();
+  unread = 0;
 
   constructor(private readonly pid: number) {}
 
@@ -80,12 +96,22 @@ export class SourceQualnames {
     let lines = this.files.get(filename);
     if (lines === undefined) {
       lines = null;
-      // the process's own root and working directory, so chroots and containers resolve
-      const path = isAbsolute(filename) ? join(`/proc/${this.pid}/root`, filename) : join(`/proc/${this.pid}/cwd`, filename);
       try {
-        lines = readFileSync(path, 'utf8').split('\n');
-      } catch {
-        /* <string>, frozen modules, deleted files: keep co_name */
+        if (filename.includes('\0')) throw new TargetFileError('missing', 'a name with a NUL in it');
+        const text = readProcessFile(this.pid, filename, MAX_SOURCE_BYTES);
+        this.bytesRead += text.length;
+        if (this.cachedBytes + text.length > MAX_CACHED_SOURCE_BYTES || this.files.size >= MAX_CACHED_FILES) {
+          this.files.clear();
+          this.cachedBytes = 0;
+        }
+        this.cachedBytes += text.length;
+        lines = text.toString('utf8').split('\n');
+      } catch (err) {
+        // <string>, frozen modules, deleted files, and names Kiln will not follow: keep co_name
+        const reason = err instanceof TargetFileError ? err.reason : 'missing';
+        this.refused.set(reason, (this.refused.get(reason) ?? 0) + 1);
+        this.unread++;
+        if (this.files.size >= MAX_CACHED_FILES) this.files.clear();
       }
       this.files.set(filename, lines);
     }

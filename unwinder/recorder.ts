@@ -12,9 +12,10 @@ import {
   type KernelStats,
 } from '../bpf/abi.js';
 import { Sampler, type BpfRunStats, type RawSample } from '../bpf/sampler.js';
-import { inspectProcess, looksLikePython, NoRuntimeSymbolError, NotPythonError, type PythonProcess } from './interpreter.js';
+import { BUDGET_WINDOW_MS, DEFAULT_BUDGET, overBudgetText, TargetBudget, type BudgetLimits } from './budget.js';
+import { inspectProcess, looksLikePython, NoRuntimeSymbolError, NotPythonError, UnsupportedPythonError, type PythonProcess } from './interpreter.js';
 import { kernelProc } from './kernel-layout.js';
-import { listPids, readMaps, startTime } from './proc.js';
+import { commOf, listPids, ProcTooLargeError, readMaps, startTime } from './proc.js';
 import { interpreterBinary, SYNTHETIC_FRAMES, type Frame, type Profile, type StackSample } from '../profile/profile.js';
 import { addSymbolizerStats, emptySymbolizerStats, Symbolizer, type SymbolizerStats } from './symbolizer.js';
 
@@ -64,6 +65,9 @@ export interface RecorderOptions {
   eventPollMs?: number;
   /** every sample through a ring buffer, hashed in userspace (the alternative the bench measures) */
   sampleRing?: boolean;
+  /** the work one process may cause per window before it is no longer followed (default DEFAULT_BUDGET per 10 s) */
+  budget?: BudgetLimits;
+  budgetWindowMs?: number;
 }
 
 /** Drains without a sample naming a code object before the kernel is made to forget it. */
@@ -85,6 +89,12 @@ interface Followed {
   gone: boolean;
   /** code ids the kernel was made to forget at the last drain, to drop at this one */
   forgetting: number[];
+  /** what it may still cost this window (kept across its execs) */
+  budget: TargetBudget;
+  /** set once it went over its budget: no longer walked, its samples from then on not kept */
+  skipped: boolean;
+  /** first sights the kernel counted for it when last looked */
+  sights: number;
 }
 
 /** A Profile per process, built up between takes. */
@@ -109,6 +119,12 @@ export class Recorder {
   private readonly noRuntimeOnce = new Set<string>();
   /** exec'd pids to look at again on the next drain (their first look found no _PyRuntime) */
   private execRetries: number[] = [];
+  /** budgets by pid:starttime, kept while the process lives (an exec does not start one anew) */
+  private readonly budgets = new Map<string, TargetBudget>();
+  /** processes that went over their budget: pid -> start time, never followed again */
+  private readonly overBudget = new Map<number, number>();
+  /** processes not followed (or no longer), by reason */
+  private readonly droppedByReason = new Map<string, number>();
   private readonly aggregates = new Map<number, Map<string, StackSample>>();
   private readonly versions = new Map<number, string>();
   private readonly startTimes = new Map<number, number>();
@@ -207,13 +223,14 @@ export class Recorder {
     }
     const key = `${pid}:${st}`;
     if (!strict && this.rejected.has(key)) return false;
+    if (this.overBudget.get(pid) === st) return false;
     try {
       const proc = inspectProcess(pid);
       this.sampler.register(pid, kernelProc(proc.runtime, proc.layout, proc.types, { copyObjects: this.options.copyObjects ?? true }));
       this.followed.set(pid, {
         proc,
         startTime: st,
-        symbolizer: new Symbolizer(pid, proc.layout, proc.types),
+        symbolizer: new Symbolizer(pid, proc.layout, proc.types, proc.imageFile),
         stacks: new Map(),
         stackCount: 0,
         contents: new Map(),
@@ -225,6 +242,9 @@ export class Recorder {
         },
         gone: false,
         forgetting: [],
+        budget: this.budgetOf(key),
+        skipped: false,
+        sights: 0,
       });
       this.versions.set(pid, proc.versionText);
       this.startTimes.set(pid, st);
@@ -238,9 +258,41 @@ export class Recorder {
         return false;
       }
       this.rejected.add(key);
-      if (!(err instanceof NotPythonError)) this.options.log(`skipping ${(err as Error).message}`);
+      if (!(err instanceof NotPythonError)) {
+        this.options.log(`skipping ${(err as Error).message}`);
+        this.countDropped(dropReason(err));
+      }
       return false;
     }
+  }
+
+  private budgetOf(key: string): TargetBudget {
+    let b = this.budgets.get(key);
+    if (!b) this.budgets.set(key, (b = new TargetBudget(this.options.budget ?? DEFAULT_BUDGET, this.options.budgetWindowMs ?? BUDGET_WINDOW_MS, performance.now())));
+    return b;
+  }
+
+  private countDropped(reason: string): void {
+    this.droppedByReason.set(reason, (this.droppedByReason.get(reason) ?? 0) + 1);
+  }
+
+  /** Processes not followed (or no longer), by reason: budget_<item>, version, unreadable, no_runtime, maps_too_large. */
+  droppedProcesses(): Record<string, number> {
+    return Object.fromEntries(this.droppedByReason);
+  }
+
+  /**
+   * Stops following a process that went over its budget, at once: the kernel
+   * no longer walks it, and its samples from now on are not kept. Said once.
+   */
+  private checkBudget(pid: number, f: Followed): void {
+    const over = f.budget.over();
+    if (!over || f.skipped) return;
+    f.skipped = true;
+    this.sampler.unregister(pid);
+    this.overBudget.set(pid, f.startTime);
+    this.countDropped(`budget_${over.item}`);
+    this.options.log(`pid ${pid} (${commOf(pid) || 'gone'}) is no longer profiled: ${overBudgetText(over, this.options.budgetWindowMs ?? BUDGET_WINDOW_MS)}`);
   }
 
   /**
@@ -272,6 +324,9 @@ export class Recorder {
       else this.notPython.add(pid);
     }
     for (const pid of this.notPython) if (!live.has(pid)) this.notPython.delete(pid);
+    // what was kept of processes now gone (a pid reused later has another start time)
+    for (const pid of this.overBudget.keys()) if (!live.has(pid)) this.overBudget.delete(pid);
+    for (const key of this.budgets.keys()) if (!live.has(Number(key.split(':')[0]))) this.budgets.delete(key);
   }
 
   /**
@@ -290,6 +345,12 @@ export class Recorder {
       if (!f) continue;
       this.options.log(`pid ${pid} exec'd: looking at it again`);
       this.unfollow(pid, f);
+      if (f.skipped) continue;
+      f.budget.charge('execs', 1);
+      if (f.budget.over()) {
+        this.checkBudget(pid, f);
+        continue;
+      }
       if (this.follow(pid, false)) continue;
       if (this.noRuntimeOnce.has(`${pid}:${f.startTime}`) && !this.rejected.has(`${pid}:${f.startTime}`)) this.execRetries.push(pid);
       else this.options.log(`pid ${pid} is no longer a Python process`);
@@ -327,16 +388,45 @@ export class Recorder {
       for (const s of samples) this.add(s);
       this.sweepCodes();
       this.reinspect(execs.followed);
-      for (const [pid, f] of this.followed) if (f.gone) this.unfollow(pid, f);
+      for (const [pid, f] of this.followed) {
+        if (!f.gone && !f.skipped) continue;
+        this.unfollow(pid, f);
+        this.budgets.delete(`${pid}:${f.startTime}`);
+      }
     });
     // a drain that failed is said, and the next one runs all the same
     this.draining = this.draining.catch((err: Error) => this.options.log(`drain failed: ${err.message}`));
     return this.draining;
   }
 
-  /** First sights, named now by the symbolizer of the process that had them. */
+  /**
+   * First sights, named now by the symbolizer of the process that had them,
+   * each charged to its budget; and what each process asked of the kernel's
+   * event ring, reported or not (a process flooding it is what keeps the
+   * others' first sights out).
+   */
   private learn(events: CodeEvent[]): void {
-    for (const ev of events) this.followed.get(ev.pid)?.symbolizer.learn(ev);
+    const now = performance.now();
+    for (const [pid, f] of this.followed) {
+      f.budget.roll(now);
+      if (f.gone || f.skipped) continue;
+      const sights = this.sampler.firstSights(pid);
+      if (sights === undefined) continue;
+      f.budget.charge('first_sights', sights - f.sights);
+      f.sights = sights;
+      this.checkBudget(pid, f);
+    }
+    for (const ev of events) {
+      const f = this.followed.get(ev.pid);
+      if (!f || f.skipped) continue;
+      const st = f.symbolizer.stats;
+      const { readBytes, sourceBytes, learnNs } = st;
+      f.symbolizer.learn(ev);
+      f.budget.charge('memory_bytes', st.readBytes - readBytes);
+      f.budget.charge('source_bytes', st.sourceBytes - sourceBytes);
+      f.budget.charge('cpu_ms', (st.learnNs - learnNs) / 1e6);
+      this.checkBudget(ev.pid, f);
+    }
   }
 
   /** Makes the kernel forget code objects nothing has named for a while, and drops them a drain later. */
@@ -368,6 +458,9 @@ export class Recorder {
   }
 
   private add(s: RawSample): void {
+    const f = this.followed.get(s.pid);
+    // a process over its budget: what the kernel recorded of it before it was told to stop is not kept either
+    if (f ? f.skipped : this.overBudget.has(s.pid)) return;
     const stack = this.symbolize(s);
     const key = `${s.tid}\0${s.comm}\0${stack.key}`;
     let perProc = this.aggregates.get(s.pid);
@@ -394,8 +487,16 @@ export class Recorder {
       f!.symbolizer.touch(cached.codeIds);
       return cached;
     }
+    const t0 = f ? performance.now() : 0;
+    const decoded = f?.symbolizer.stats.lineTableBytes ?? 0;
     const frames: Frame[] = [];
     for (let i = s.frames.length - 1; i >= 0; i--) frames.push(f ? f.symbolizer.frame(s.frames[i]!) : SYNTHETIC_FRAMES.unknownCode);
+    if (f) {
+      f.budget.charge('stack_frames', s.frames.length);
+      f.budget.charge('line_table_bytes', f.symbolizer.stats.lineTableBytes - decoded);
+      f.budget.charge('cpu_ms', performance.now() - t0);
+      this.checkBudget(s.pid, f);
+    }
     if (s.flags & KILN_F_NO_TSTATE) frames.push(SYNTHETIC_FRAMES.noThreadState);
     else if (s.flags & KILN_F_STACK_LOST) frames.push(SYNTHETIC_FRAMES.stackLost);
     else if (s.flags & KILN_F_TRUNCATED) frames.push(SYNTHETIC_FRAMES.truncated);
@@ -463,6 +564,14 @@ export class Recorder {
     for (const f of this.followed.values()) f.symbolizer.detach();
     return last;
   }
+}
+
+/** Why a process could not be followed, as /metrics names it. */
+function dropReason(err: unknown): string {
+  if (err instanceof NoRuntimeSymbolError) return 'no_runtime';
+  if (err instanceof UnsupportedPythonError) return err.kind;
+  if (err instanceof ProcTooLargeError) return 'maps_too_large';
+  return 'unreadable';
 }
 
 /** Merges per-process profiles into one (labels keep them apart). */

@@ -16,17 +16,20 @@
 import type { CodeEvent, CopiedObject, KernelFrame } from '../bpf/abi.js';
 import { IDENT_INTS, IDENT_PTRS, type IdentPtr } from './kernel-layout.js';
 import type { PyLayout, TypeObjects } from './layout.js';
-import { lineForOffset } from './linetable.js';
-import { MemoryReadError, ProcessMemory } from './memory.js';
+import { lineIndex, type LineIndex } from './linetable.js';
+import { MemoryReadError, ProcessMemory, ReadableRegions, type FileId } from './memory.js';
 import { ObjectCheckError, checkObject, readBytes, readBytesStart, readStr, type Memory, type ObjectFault } from './objects.js';
 import { SYNTHETIC_FRAMES, type Frame } from '../profile/profile.js';
 import { SourceQualnames } from './qualname.js';
 
 interface CodeInfo {
   frame: Omit<Frame, 'line'>;
-  lineTable: Buffer;
+  /** the table as read, until a sample first needs a line from it */
+  lineTable: Buffer | undefined;
   /** false: only the start of the table (as copied by the kernel); lines past it are 0 */
   lineTableComplete: boolean;
+  /** the table decoded, once */
+  lines: LineIndex | undefined;
   /** the frame per instruction position, filled as positions are seen: one object per line */
   frames: Map<number, Frame>;
   byLine: Map<number, Frame>;
@@ -57,6 +60,14 @@ export interface SymbolizerStats {
   learnNs: number;
   /** code objects named with only the start of their line table (the rest gone before it was read) */
   cutLineTables: number;
+  /** bytes read from the process's memory (what the kernel did not copy) */
+  readBytes: number;
+  /** bytes of source files read (qualnames on 3.9 and 3.10) */
+  sourceBytes: number;
+  /** source files not read: missing, or refused (outside the process's reach, not regular, too large) */
+  sourcesUnread: number;
+  /** line-table bytes decoded */
+  lineTableBytes: number;
 }
 
 export function emptySymbolizerStats(): SymbolizerStats {
@@ -67,6 +78,10 @@ export function emptySymbolizerStats(): SymbolizerStats {
     reads: 0,
     learnNs: 0,
     cutLineTables: 0,
+    readBytes: 0,
+    sourceBytes: 0,
+    sourcesUnread: 0,
+    lineTableBytes: 0,
   };
 }
 
@@ -77,6 +92,10 @@ export function addSymbolizerStats(a: SymbolizerStats, b: SymbolizerStats): void
   a.reads += b.reads;
   a.learnNs += b.learnNs;
   a.cutLineTables += b.cutLineTables;
+  a.readBytes += b.readBytes;
+  a.sourceBytes += b.sourceBytes;
+  a.sourcesUnread += b.sourcesUnread;
+  a.lineTableBytes += b.lineTableBytes;
   for (const k of Object.keys(a.faults) as CodeFault[]) a.faults[k] += b.faults[k];
 }
 
@@ -143,10 +162,12 @@ export class Symbolizer {
     readonly pid: number,
     readonly layout: PyLayout,
     readonly types: TypeObjects,
+    /** the interpreter image: objects are read from it and from anonymous memory only */
+    image: FileId,
   ) {
     this.sources = new SourceQualnames(pid);
     try {
-      this.mem = new ProcessMemory(pid);
+      this.mem = new ProcessMemory(pid, new ReadableRegions(pid, image));
     } catch {
       this.mem = undefined; // gone already: only what the kernel copied can be named
     }
@@ -161,6 +182,8 @@ export class Symbolizer {
   /** Takes a first sight: names the code object now, from the copies (or the process). */
   learn(ev: CodeEvent): void {
     const t0 = process.hrtime.bigint();
+    const memBytes = this.mem?.bytesRead ?? 0;
+    const { bytesRead: sourceBytes, unread } = this.sources;
     this.stats.events++;
     let info: CodeInfo | null = null;
     try {
@@ -173,6 +196,9 @@ export class Symbolizer {
     }
     if (this.codes.size >= MAX_CODES) this.dropLeastUsed();
     this.codes.set(ev.codeId, { info, code: ev.code, lastUsed: this.drainNo });
+    this.stats.readBytes += (this.mem?.bytesRead ?? memBytes) - memBytes;
+    this.stats.sourceBytes += this.sources.bytesRead - sourceBytes;
+    this.stats.sourcesUnread += this.sources.unread - unread;
     this.stats.learnNs += Number(process.hrtime.bigint() - t0);
   }
 
@@ -188,7 +214,12 @@ export class Symbolizer {
     let frame = info.frames.get(kf.lasti);
     if (frame === undefined) {
       const unit = this.layout.frame.lastiIsPointer ? 2 : this.layout.frame.lastiUnitBytes;
-      const line = lineForOffset(this.layout.code.lineTableFormat, info.lineTable, info.frame.startLine, kf.lasti * unit, info.lineTableComplete);
+      if (!info.lines) {
+        info.lines = lineIndex(this.layout.code.lineTableFormat, info.lineTable!, info.frame.startLine, info.lineTableComplete);
+        this.stats.lineTableBytes += info.lineTable!.length;
+        info.lineTable = undefined;
+      }
+      const line = info.lines.line(kf.lasti * unit);
       frame = info.byLine.get(line);
       if (!frame) info.byLine.set(line, (frame = Object.freeze({ ...info.frame, line })));
       info.frames.set(kf.lasti, frame);
@@ -256,6 +287,7 @@ export class Symbolizer {
     return {
       frame: { name: qualname, systemName: name, filename, startLine: firstLineNo },
       ...this.lineTable(ev, ptr('linetable')),
+      lines: undefined,
       frames: new Map(),
       byLine: new Map(),
     };
