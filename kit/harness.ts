@@ -160,6 +160,20 @@ export function chain(s: StackSample): string[] {
   return s.frames.map((f) => f.name).reverse();
 }
 
+/**
+ * Bytes as fetch's BodyInit types them: backed by an ArrayBuffer. Node types a
+ * Buffer's store as ArrayBuffer or SharedArrayBuffer, so a Buffer is not one
+ * until checked; copying only when it is shared.
+ */
+export function bodyBytes(b: Uint8Array): Uint8Array<ArrayBuffer> {
+  return b.buffer instanceof ArrayBuffer ? new Uint8Array(b.buffer, b.byteOffset, b.byteLength) : new Uint8Array(b);
+}
+
+/** A request body for fetch: text as it is, bytes as bodyBytes makes them. */
+export function asBody(b: Uint8Array | string): string | Uint8Array<ArrayBuffer> {
+  return typeof b === 'string' ? b : bodyBytes(b);
+}
+
 export function tempDir(): { dir: string; cleanup(): void } {
   const dir = mkdtempSync(join(tmpdir(), 'kiln-test-'));
   return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };

@@ -11,7 +11,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import type { FlamegraphResponse, ServicesResponse, TimelineResponse, TopResponse } from '../ingest/api.js';
-import { startDaemon, startServe, startWorkload, tempDir, type Workload } from '../kit/harness.js';
+import { bodyBytes, startDaemon, startServe, startWorkload, tempDir, type Workload } from '../kit/harness.js';
 import { hostPython, pythonFor } from '../kit/pythons.js';
 import { NATIVE_CONTENT_TYPE, decodeNative } from '../profile/native.js';
 import { encodePprof } from '../profile/pprof.js';
@@ -65,7 +65,7 @@ function startProxy(a: () => string, b: string, service: string) {
       }
       const text = await answer.text();
       if (answer.status === 200) {
-        let pprof = raw;
+        let pprof: Uint8Array = raw;
         if (native) {
           const body = (req.headers['content-encoding'] === 'gzip' ? gunzipSync(raw) : raw).toString();
           const lines = body.split('\n');
@@ -76,7 +76,7 @@ function startProxy(a: () => string, b: string, service: string) {
           if (mine && lines.some((l) => l[0] === 'C' && !definedHere.has(l.split('\t')[1]))) seen.nativeLeaningOnEarlier++;
           pprof = await encodePprof(decodeNative([...lines.slice(0, 2), ...definitions.values(), ...lines.slice(2)].join('\n')));
         } else if (mine) seen.pprof++;
-        const toB = await fetch(`${b}${req.url}`, { method: 'POST', body: pprof, headers: { 'idempotency-key': headers['idempotency-key']! } });
+        const toB = await fetch(`${b}${req.url}`, { method: 'POST', body: bodyBytes(pprof), headers: { 'idempotency-key': headers['idempotency-key']! } });
         if (toB.status !== 200) throw new Error(`B refused a profile: ${toB.status} ${await toB.text()}`);
       }
       res.writeHead(answer.status, { 'content-type': 'application/json' }).end(text);

@@ -18,7 +18,7 @@ import { serve, type ServeHandle } from '../ingest/serve.js';
 import { Store } from '../ingest/store.js';
 import { keyOf } from '../ingest/worker.js';
 import { agentPushes, type AgentPush } from '../kit/fleet.js';
-import { startServe } from '../kit/harness.js';
+import { bodyBytes, startServe } from '../kit/harness.js';
 import { runLoad } from '../kit/loadgen.js';
 
 const quiet = (): void => {};
@@ -28,7 +28,7 @@ async function post(url: string, push: AgentPush, extra: { key?: string; host?: 
   const qs = new URLSearchParams({ service: extra.service ?? push.service, ...labels, ...(extra.time ? { time: String(extra.time) } : {}) });
   const r = await fetch(`${url}/api/v1/profiles?${qs}`, {
     method: 'POST',
-    body: push.body,
+    body: bodyBytes(push.body),
     headers: extra.key ? { 'idempotency-key': extra.key } : {},
   });
   return { status: r.status, body: (await r.json()) as IngestResponse & ApiError };

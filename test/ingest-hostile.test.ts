@@ -17,6 +17,7 @@ import { Function as PprofFunction, Label, Line, Location, Profile as PprofProfi
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ApiError, FlamegraphResponse, HealthResponse, ServicesResponse } from '../ingest/api.js';
 import { serve, type ServeHandle } from '../ingest/serve.js';
+import { asBody } from '../kit/harness.js';
 
 const FIXTURE = readFileSync(join(import.meta.dirname, 'fixtures', 'ingest', 'cpu-bound.pb.gz'));
 const KILN = join(import.meta.dirname, '..', 'bin', 'kiln');
@@ -70,7 +71,7 @@ describe('kiln serve under hostile input', () => {
   }
 
   const push = (qs: string, body: Uint8Array | string, headers: Record<string, string> = {}): Promise<Timed> =>
-    timed(`/api/v1/profiles?${qs}`, { method: 'POST', body, headers: { 'content-type': 'application/octet-stream', ...headers } });
+    timed(`/api/v1/profiles?${qs}`, { method: 'POST', body: asBody(body), headers: { 'content-type': 'application/octet-stream', ...headers } });
 
   /** Bounded, /healthz kept answering, an error (when expected) with both fields, and the earlier data intact. */
   async function expectBounded(r: Timed, status: number | number[], error?: RegExp): Promise<void> {

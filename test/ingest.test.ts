@@ -32,6 +32,7 @@ import { serve, type ServeHandle, type ServeOptions } from '../ingest/serve.js';
 import { NATIVE_CONTENT_TYPE, NativeEncoder } from '../profile/native.js';
 import { decodePprof, profileFromPprof } from '../profile/pprof.js';
 import type { Profile } from '../profile/profile.js';
+import { asBody, bodyBytes } from '../kit/harness.js';
 
 const FIXTURES = join(import.meta.dirname, 'fixtures', 'ingest');
 const WRITE = 'write-token-0123456789';
@@ -147,7 +148,7 @@ describe.each(backends)('kiln serve on $name', (backend) => {
   async function post<T>(path: string, body: Uint8Array | string, headers: Record<string, string> = {}): Promise<{ status: number; body: T }> {
     const r = await fetch(`${url}${path}`, {
       method: 'POST',
-      body,
+      body: asBody(body),
       headers: { authorization: `Bearer ${WRITE}`, 'content-type': 'application/octet-stream', ...headers },
     });
     const text = await r.text();
@@ -807,7 +808,7 @@ describe.each(backends)('kiln serve on $name', (backend) => {
         expect(asWriter.status).toBe(200);
         const readerWrites = await fetch(`${second.url}/api/v1/profiles?service=shop`, {
           method: 'POST',
-          body: fixture('cpu-bound.pb.gz'),
+          body: bodyBytes(fixture('cpu-bound.pb.gz')),
           headers: { authorization: `Bearer ${READ}` },
         });
         expect(readerWrites.status).toBe(401);
@@ -857,7 +858,7 @@ describe('kiln serve without its store', () => {
         expect(r.status, path).toBe(503);
         expect(((await r.json()) as ApiError).error).toBe('storage unavailable');
       }
-      const w = await fetch(`${h.url}/api/v1/profiles?service=x&time=now`, { method: 'POST', body: fixture('cpu-bound.pb.gz') });
+      const w = await fetch(`${h.url}/api/v1/profiles?service=x&time=now`, { method: 'POST', body: bodyBytes(fixture('cpu-bound.pb.gz')) });
       expect(w.status).toBe(503);
       const health = await fetch(`${h.url}/healthz`);
       expect(health.status).toBe(503);

@@ -193,7 +193,7 @@ describe('loading and the diff table', () => {
 
   it('a diff’s table joins both sides by function (name and file), a missing side counting as 0', () => {
     const entry = (name: string, file: string, self: number, total: number): TopEntry => ({ name, file, line: 1, self, total, selfShare: self / 100, totalShare: total / 100 });
-    const top = (functions: TopEntry[]): TopResponse => ({ service: 'shop', from: 0, to: 1, filters: [], granularity: 'function', total: 100, sort: 'self', order: 'desc', count: functions.length, functions });
+    const top = (functions: TopEntry[]): TopResponse => ({ service: 'shop', type: CPU_TYPE_ID, unit: 'count', scale: 1, from: 0, to: 1, filters: [], granularity: 'function', total: 100, sort: 'self', order: 'desc', count: functions.length, functions });
     const rows = diffRows(
       top([entry('a', '/x.py', 60, 60), entry('c', '/x.py', 10, 10), entry('gone', '/x.py', 5, 5), entry('a', '/other.py', 1, 1)]),
       top([entry('a', '/x.py', 40, 40), entry('c', '/x.py', 30, 30), entry('new', '/x.py', 2, 2)]),

@@ -29,7 +29,7 @@ import { launchChromium, pageLoadFigures } from '../kit/chromium.js';
 import { loadFleetService } from '../kit/fleet.js';
 import { decodePprof, encodePprof, profileFromPprof } from '../profile/pprof.js';
 import type { Frame, Profile } from '../profile/profile.js';
-import { REPO, recordProfile, startServe, startWorkload, tempDir, type Workload } from '../kit/harness.js';
+import { REPO, bodyBytes, recordProfile, startServe, startWorkload, tempDir, type Workload } from '../kit/harness.js';
 import { hostPython } from '../kit/pythons.js';
 import { unknownParams } from './ui-endpoints.js';
 
@@ -308,7 +308,7 @@ describe('web UI in chromium', () => {
     // A service with CPU and a Go heap (four types), for the type picker.
     await push(server.url, 'mixed', 'web-1', h0 + 15 * min, new Uint8Array(await encodePprof(synthetic)));
     const form = new FormData();
-    form.append('profile', new Blob([goHeapPprof(HEAP_SAMPLES, h0 + 15 * min)]), 'profile.pprof');
+    form.append('profile', new Blob([bodyBytes(goHeapPprof(HEAP_SAMPLES, h0 + 15 * min))]), 'profile.pprof');
     form.append('sample_type_config', new Blob([JSON.stringify(GO_SAMPLE_TYPE_CONFIG.heap)]), 'sample_type_config.json');
     const heap = await fetch(`${server.url}/ingest?name=mixed&spyName=gospy&sampleRate=100`, { method: 'POST', body: form });
     expect(heap.status, await heap.text()).toBe(200);
