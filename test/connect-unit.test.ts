@@ -176,7 +176,9 @@ describe('pushItems', () => {
     expect(items[0]!.keyHeader).toContain('id-1');
     expect(items[1]!.keyHeader).toBeUndefined();
     // The same ID under other labels is another profile.
-    const other = create(PushRequestSchema, { series: [{ ...req.series[0]!, labels: [{ name: 'service_name', value: 'shop' }, { name: 'host', value: 'h2' }] }] });
+    const other = create(PushRequestSchema, {
+      series: [{ samples: req.series[0]!.samples, labels: [{ name: 'service_name', value: 'shop' }, { name: 'host', value: 'h2' }] }],
+    });
     expect(pushItems(other, L)[0]!.keyHeader).not.toBe(items[0]!.keyHeader);
   });
 

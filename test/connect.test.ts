@@ -21,7 +21,7 @@ import type { FlameNode, FlamegraphResponse, LabelsResponse, ServicesResponse, T
 import { PushRequestSchema, PushResponseSchema, PusherService, type PushRequest } from '../ingest/connect/gen/push/v1/push_pb.js';
 import { QuerierService, type FlameGraph } from '../ingest/connect/gen/querier/v1/querier_pb.js';
 import { TimeSeriesAggregationType } from '../ingest/connect/gen/types/v1/types_pb.js';
-import { startServe, type Daemon } from '../kit/harness.js';
+import { asBody, startServe, type Daemon } from '../kit/harness.js';
 import { goHeapPprof } from '../kit/pprof-shapes.js';
 import { pprofBytes } from '../profile/pprof.js';
 import type { Frame, Profile } from '../profile/profile.js';
@@ -80,7 +80,7 @@ describe('Connect: Push API and Grafana querier on kiln serve', () => {
   let kiln: Daemon & { url: string };
 
   async function post(path: string, body: Uint8Array | string, headers: Record<string, string>): Promise<Answer> {
-    const r = await fetch(`${kiln.url}${path}`, { method: 'POST', body, headers });
+    const r = await fetch(`${kiln.url}${path}`, { method: 'POST', body: asBody(body), headers });
     const buf = Buffer.from(await r.arrayBuffer());
     return { status: r.status, body: buf, json: () => JSON.parse(buf.toString('utf8')) as { code?: string; message?: string } };
   }
