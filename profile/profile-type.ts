@@ -50,6 +50,12 @@ export function parseProfileType(id: string): ProfileType | undefined {
   return { name, sampleType, sampleUnit, periodType, periodUnit };
 }
 
+/** A type a query asks for: none (absent or empty) is CPU, Kiln's default everywhere; undefined when it is not an ID. */
+export function requestedType(id: string | undefined): string | undefined {
+  if (id === undefined || id === '') return CPU_TYPE_ID;
+  return parseProfileType(id) ? id : undefined;
+}
+
 /** Turns anything into a valid ID part: Pyroscope's separator and odd bytes become _. */
 export function typePart(s: string): string {
   return s.replace(/[^A-Za-z0-9_.\-/]/g, '_').slice(0, 40);

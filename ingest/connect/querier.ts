@@ -12,7 +12,7 @@
 import { create } from '@bufbuild/protobuf';
 import type { FlameNode, LabelFilter, LabelInfo } from '../api.js';
 import type { Limits } from '../limits.js';
-import { CPU_TYPE_ID, parseProfileType } from '../../profile/profile-type.js';
+import { parseProfileType, requestedType } from '../../profile/profile-type.js';
 import * as q from '../query.js';
 import type { Store } from '../store.js';
 import type { TimeRange } from '../time.js';
@@ -130,11 +130,11 @@ function requireService(s: Selector, what: string): string {
 
 /** A request's profile type ID, checked: empty means CPU, as everywhere in Kiln. A type nothing has is valid and has no data. */
 export function typeOf(id: string): string {
-  if (id === '') return CPU_TYPE_ID;
-  if (!parseProfileType(id)) {
+  const type = requestedType(id);
+  if (type === undefined) {
     throw new ConnectError('invalid_argument', `${JSON.stringify(id.slice(0, 200))} is not a profile type ID (name:sample_type:sample_unit:period_type:period_unit)`);
   }
-  return id;
+  return type;
 }
 
 /** The request's type, which a __profile_type__ matcher in its selector must agree with. */

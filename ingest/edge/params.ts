@@ -9,7 +9,7 @@ import type { Granularity, LabelFilter } from '../api.js';
 import { HttpError, checkService, type Limits } from '../limits.js';
 import { parseFilters, type Selection } from '../query.js';
 import { parseRange } from '../time.js';
-import { CPU_TYPE_ID, parseProfileType } from '../../profile/profile-type.js';
+import { CPU_TYPE_ID, requestedType } from '../../profile/profile-type.js';
 
 export type Query = Record<string, string | string[]>;
 
@@ -100,13 +100,13 @@ export function serviceAndFilters(query: Query, limits: Limits, prefix = ''): { 
 /** The type= parameter: a profile type ID, CPU when absent. */
 export function typeOf(query: Query): string {
   const t = one(query, 'type');
-  if (t === undefined || t === '') return CPU_TYPE_ID;
-  if (!parseProfileType(t)) {
+  const type = requestedType(t);
+  if (type === undefined) {
     throw new HttpError(
       400,
       'unknown profile type',
-      `${JSON.stringify(t.slice(0, 200))} is not a profile type ID (name:sample_type:sample_unit:period_type:period_unit, e.g. ${CPU_TYPE_ID}; GET /api/v1/types lists them)`,
+      `${JSON.stringify((t ?? '').slice(0, 200))} is not a profile type ID (name:sample_type:sample_unit:period_type:period_unit, e.g. ${CPU_TYPE_ID}; GET /api/v1/types lists them)`,
     );
   }
-  return t;
+  return type;
 }
