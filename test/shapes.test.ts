@@ -310,10 +310,14 @@ for (const version of versions) {
         }
         const dist = [...byLine].sort(([a], [b]) => a - b);
         console.log(`${version} lines of spin() (def ${defLine}, loop ${loopStart}-${loopEnd}): ${dist.map(([l, n]) => `${l}:${n}`).join(' ')}`);
-        expect(byLine.has(defLine), `samples on the def line ${defLine}`).toBe(false);
-        for (const [line] of dist) {
-          expect(line, 'a line inside the loop').toBeGreaterThanOrEqual(loopStart);
-          expect(line, 'a line inside the loop').toBeLessThanOrEqual(loopEnd);
+        // spin's lines outside its loop (def line before the first instruction, the
+        // deadline, the return) run once, for far less than a sampling period: at
+        // most one sample lands there, and on one of spin's own lines
+        const outside = dist.filter(([line]) => line < loopStart || line > loopEnd);
+        expect(outside.reduce((n, [, count]) => n + count, 0), 'samples outside the loop').toBeLessThanOrEqual(1);
+        for (const [line] of outside) {
+          expect(line, "one of spin's lines").toBeGreaterThanOrEqual(defLine);
+          expect(line, "one of spin's lines").toBeLessThanOrEqual(loopEnd + 1);
         }
         for (const line of marked) expect(byLine.get(line) ?? 0, `samples on marked line ${line}`).toBeGreaterThan(0);
       } finally {
@@ -349,19 +353,26 @@ for (const version of versions) {
           expect(names.slice(0, 4)).toEqual(['<module>', 'main', 'before_exec', 'spin_at']);
           expect(names.slice(4).every((n) => n === 'spin_at')).toBe(true);
           expect(s.frames.every((f) => f.filename === w.path)).toBe(true);
-          // in spin_at's body: its loop, or (going deeper) its recursive call
-          expect(s.frames[0]!.line).toBeGreaterThan(spinDef);
+          // in spin_at: its loop, or (going deeper) its recursive call, or its def line
+          // for a frame sampled before its first instruction (CPython itself says so
+          // for a negative f_lasti; the last second makes ~5,000 such calls)
+          expect(s.frames[0]!.line).toBeGreaterThanOrEqual(spinDef);
           expect(s.frames[0]!.line).toBeLessThanOrEqual(hotBefore);
         }
         expect(total(before.filter((s) => s.frames[0]!.line === hotBefore)) / total(before)).toBeGreaterThan(0.95);
         // the last second: new stacks, the last of them drained only after the exec and
         // named by the old image's symbolizer from the code objects it had read
         expect(total(deeper), stderr).toBeGreaterThan(0);
+        const afterDef = readFileSync(join(WORKLOADS, 'exec_after.py'), 'utf8').split('\n').findIndex((l) => l.startsWith('def after_exec(')) + 1;
         for (const s of afterExec) {
           expect(chain(s)).toEqual(['<module>', 'after_exec']);
           expect(s.frames.map((f) => f.filename)).toEqual([after, after]);
-          expect(s.frames[0]!.line).toBe(hotAfter);
+          expect(s.frames[0]!.line).toBeGreaterThanOrEqual(afterDef);
+          expect(s.frames[0]!.line).toBeLessThanOrEqual(hotAfter);
         }
+        // after_exec's lines before its loop run once, for far less than a sampling
+        // period: at most one sample can land there
+        expect(total(afterExec.filter((s) => s.frames[0]!.line !== hotAfter))).toBeLessThanOrEqual(1);
         // The old image's last samples are named by the old image's symbolizer: a
         // symbolizer of the new image once named them from other memory at the
         // old code objects' addresses, and whole stacks came out as [unknown code].

@@ -2,8 +2,8 @@
 
 spin()'s loop body is arithmetic on four lines, each marked "hot: lN", under
 an inner for loop ("hot: for"); the outer while ("loop: while") checks the clock every
-2000 iterations. Samples of spin() must fall on these lines only, never on
-its def line.
+2000 iterations. Samples of spin() must fall on these lines, but for at most
+one on the lines that run once (the def line, the deadline, the return).
 
 Usage: lines.py CPU_SECONDS [--wait]. Prints {"pid": ...}, then spins until
 it has used CPU_SECONDS of CPU time. With --wait it starts only on SIGUSR1
