@@ -64,8 +64,13 @@ describe('kiln record output', () => {
     // One mapping, the interpreter, holding every location.
     expect(p.mapping.map((m) => str(p, m.filename))).toEqual([expect.stringMatching(/^python3\.\d+$/)]);
     for (const loc of p.location) expect(Number(loc.mappingId)).toBe(1);
-    const aLoc = p.location.find((l) => Number(l.line[0]!.functionId) === Number(a.id))!;
-    expect(Number(aLoc.line[0]!.line)).toBe(hot.a);
+    // a's samples sit on its hot line but for the rare one in the lines that run once per call
+    const aLines = p.location.filter((l) => Number(l.line[0]!.functionId) === Number(a.id)).map((l) => Number(l.line[0]!.line));
+    expect(aLines).toContain(hot.a);
+    for (const line of aLines) {
+      expect(line).toBeGreaterThanOrEqual(Number(a.startLine));
+      expect(line).toBeLessThanOrEqual(hot.a!);
+    }
   });
 
   it('writes folded stacks and speedscope JSON', async () => {
@@ -73,8 +78,9 @@ describe('kiln record output', () => {
     let r = await kiln(['record', '--pid', String(w.pid), '--duration', '2s', '--format', 'collapsed', '-o', folded]);
     expect(r.code, r.stderr).toBe(0);
     const stacks = parseCollapsed(readFileSync(folded, 'utf8'));
-    const aStacks = stacks.filter((s) => s.frames.at(-1)?.startsWith('a ('));
+    const aStacks = stacks.filter((s) => s.frames.at(-1)?.startsWith('a (')).sort((x, y) => y.count - x.count);
     expect(aStacks.length).toBeGreaterThan(0);
+    // the heaviest of a's stacks ends on its hot line
     expect(aStacks[0]!.frames[0]).toMatch(/^<module> \(/);
     expect(aStacks[0]!.frames.at(-1)).toBe(`a (${w.path}:${hotLines('shares.py').a})`);
 
