@@ -3,7 +3,7 @@
  * _PyRuntime (the python binary with libpython linked in, or libpython3.X.so),
  * where it is, which version, and the layout Kiln walks it with.
  */
-import { closeSync, constants, openSync, type Stats } from 'node:fs';
+import { closeSync, type Stats } from 'node:fs';
 import { basename } from 'node:path';
 import { readDebugOffsets } from './debug-offsets.js';
 import { ElfError, ElfFile, elfLoadBias, readElfSymbols } from './elf.js';
@@ -11,7 +11,7 @@ import { tableLayout } from './layouts/index.js';
 import { formatVersion, type PyLayout, type PythonVersion, type TypeObjects } from './layout.js';
 import { ProcessMemory, ReadableRegions, type FileId } from './memory.js';
 import { readMaps, type Mapping } from './proc.js';
-import { checkRegular, openProcessFile } from './target-files.js';
+import { openChecked, openProcessFile } from './target-files.js';
 
 export const MIN_VERSION = { major: 3, minor: 9 };
 export const MAX_VERSION = { major: 3, minor: 14 };
@@ -112,10 +112,10 @@ function openImage(pid: number, m: Mapping): ElfFile {
   };
   const mapped = `/proc/${pid}/map_files/${range}`;
   const elf =
-    attempt(mapped, () => openChecked(mapped, mapped)) ??
+    attempt(mapped, () => openChecked(mapped, mapped, MAX_IMAGE_BYTES)) ??
     attempt(`${m.path} in pid ${pid}'s root`, () => openProcessFile(pid, m.path, MAX_IMAGE_BYTES)) ??
     attempt(m.path, () => {
-      const opened = openChecked(m.path, m.path);
+      const opened = openChecked(m.path, m.path, MAX_IMAGE_BYTES);
       const { st } = opened;
       if (st.ino !== m.inode || major(st.dev) !== m.major || minor(st.dev) !== m.minor) {
         closeSync(opened.fd);
@@ -127,16 +127,6 @@ function openImage(pid: number, m: Mapping): ElfFile {
   return elf;
 }
 
-/** Opens a path without blocking (a FIFO's open returns at once) and checks it is a regular file. */
-function openChecked(path: string, what: string): { fd: number; st: Stats } {
-  const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
-  try {
-    return { fd, st: checkRegular(fd, what, MAX_IMAGE_BYTES) };
-  } catch (err) {
-    closeSync(fd);
-    throw err;
-  }
-}
 
 // Linux's dev_t encoding (glibc's gnu_dev_major/minor)
 function major(dev: number): number {

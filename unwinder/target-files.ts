@@ -9,8 +9,10 @@
  * - Names resolve inside the process's root with openat2(RESOLVE_IN_ROOT):
  *   `..` stops at that root and symlinks (absolute ones included) resolve
  *   inside it, as they would for the process; /proc magic links are refused.
- * - Opened with O_NONBLOCK (a FIFO's open returns at once) and then checked
- *   with fstat: regular files only, of at most the caller's size.
+ * - Resolved to an O_PATH handle first and checked with fstat (regular files
+ *   only, of at most the caller's size) before anything is opened for
+ *   reading: opening a device or a FIFO can itself act. Then reopened
+ *   through /proc/self/fd, the same inode, for reading.
  * - Files of pseudo filesystems (proc, sysfs, ...) and FUSE are refused:
  *   their "regular" files may block or never end, and a FUSE daemon can be
  *   the hostile process itself.
@@ -36,8 +38,6 @@ export class TargetFileError extends Error {
 
 const SYS_openat2 = 437; // x86-64
 const O_RDONLY = 0;
-const O_NONBLOCK = 0o4000;
-const O_NOCTTY = 0o400;
 const O_DIRECTORY = 0o200000;
 const O_CLOEXEC = 0o2000000;
 const O_PATH = 0o10000000;
@@ -84,12 +84,13 @@ function errnoName(errno: number): string {
 }
 
 /**
- * openat2(dirfd, path, O_RDONLY|O_NONBLOCK|O_NOCTTY|O_CLOEXEC,
- * RESOLVE_IN_ROOT|RESOLVE_NO_MAGICLINKS): `dirfd` is the root `path` cannot leave.
+ * openat2(dirfd, path, O_PATH|O_CLOEXEC, RESOLVE_IN_ROOT|RESOLVE_NO_MAGICLINKS):
+ * a handle (nothing opened for reading) on what `path` names without leaving
+ * the root `dirfd`.
  */
-export function openInRoot(dirfd: number, path: string): number {
+function resolveInRoot(dirfd: number, path: string): number {
   const how = Buffer.alloc(OPEN_HOW_SIZE);
-  how.writeBigUInt64LE(BigInt(O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC), 0);
+  how.writeBigUInt64LE(BigInt(O_PATH | O_CLOEXEC), 0);
   how.writeBigUInt64LE(BigInt(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS), 16);
   const fd = Number(libc().syscall(SYS_openat2, 'int', dirfd, 'const char *', path, 'void *', how, 'size_t', OPEN_HOW_SIZE));
   if (fd < 0) {
@@ -112,10 +113,10 @@ function refusedFilesystem(fd: number): string | undefined {
 }
 
 /**
- * Checks an open file: a regular file of at most maxBytes on a filesystem
- * holding data at rest. Returns its fstat.
+ * Checks a file (an O_PATH handle will do): a regular file of at most
+ * maxBytes on a filesystem holding data at rest. Returns its fstat.
  */
-export function checkRegular(fd: number, what: string, maxBytes: number): Stats {
+function checkRegular(fd: number, what: string, maxBytes: number): Stats {
   const st = fstatSync(fd);
   if (!st.isFile()) throw new TargetFileError('not_regular', `${what}: not a regular file`);
   if (st.size > maxBytes) throw new TargetFileError('too_large', `${what}: ${st.size} bytes, more than the ${maxBytes} Kiln reads`);
@@ -165,17 +166,28 @@ export function mayRead(st: Stats, creds: FileCredentials): boolean {
  */
 export function openProcessFile(pid: number, name: string, maxBytes: number): { fd: number; st: Stats } {
   const dir = openDir(`/proc/${pid}/${isAbsolute(name) ? 'root' : 'cwd'}`);
-  let fd: number;
+  let handle: number;
   try {
-    fd = openInRoot(dir, name);
+    handle = resolveInRoot(dir, name);
   } finally {
     closeSync(dir);
   }
+  return openHandle(handle, name, maxBytes);
+}
+
+/** Opens a path (symlinks followed) for reading once checkRegular has passed it. */
+export function openChecked(path: string, what: string, maxBytes: number): { fd: number; st: Stats } {
+  return openHandle(openSync(path, O_PATH | O_CLOEXEC), what, maxBytes);
+}
+
+/** Checks an O_PATH handle, then opens its inode for reading; closes the handle either way. */
+function openHandle(handle: number, what: string, maxBytes: number): { fd: number; st: Stats } {
   try {
-    return { fd, st: checkRegular(fd, name, maxBytes) };
-  } catch (err) {
-    closeSync(fd);
-    throw err;
+    const st = checkRegular(handle, what, maxBytes);
+    // the handle's own inode, not a path looked up again: nothing can be swapped in meanwhile
+    return { fd: openSync(`/proc/self/fd/${handle}`, O_RDONLY | O_CLOEXEC), st };
+  } finally {
+    closeSync(handle);
   }
 }
 
