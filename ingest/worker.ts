@@ -14,12 +14,12 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
-import { gunzipSync } from 'node:zlib';
 import { KnownStacks } from './known.js';
 import { HttpError, type Limits } from './limits.js';
 import { parseFolded } from './pyroscope.js';
 import { readPprof } from './pprof-read.js';
 import { DICT_TABLES, RowBuilder, type DictTable, type Faults, type Rows, type RowsInput } from './rows.js';
+import { gunzipCappedSync, InflateError } from './gzip.js';
 import { pprofBytes } from '../profile/pprof.js';
 
 export interface WorkerConfig {
@@ -107,13 +107,10 @@ export function inflate(body: Uint8Array, contentEncoding: Task['contentEncoding
 
 function gunzipCapped(b: Uint8Array, max: number): Uint8Array {
   try {
-    return gunzipSync(b, { maxOutputLength: max });
+    return gunzipCappedSync(b, max);
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (e instanceof RangeError || code === 'ERR_BUFFER_TOO_LARGE') {
-      throw new HttpError(413, 'profile too large', `gzip body inflates to more than ${max} bytes`);
-    }
-    throw new HttpError(400, 'malformed gzip', e instanceof Error ? e.message : String(e));
+    if (!(e instanceof InflateError)) throw e;
+    throw e.kind === 'too_large' ? new HttpError(413, 'profile too large', e.message) : new HttpError(400, 'malformed gzip', e.message);
   }
 }
 

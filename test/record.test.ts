@@ -83,9 +83,12 @@ for (const version of versions) {
     check(version, 'recursion 2000 deep', async () => {
       const w = await startWorkload(py(), 'recursion.py', ['20', '2000']);
       try {
-        const { profile } = await recordProfile(['--pid', String(w.pid), '--duration', '3s']);
-        const samples = samplesOf(profile, w.pid);
-        expect(total(samples)).toBeGreaterThan(150);
+        // samples follow the CPU time the spinning leaf gets (at least half of 99 per second, as for shares)
+        const rec = await recordWithCpu(['--pid', String(w.pid), '--duration', '3s'], w.pid);
+        expect(rec.code, rec.stderr).toBe(0);
+        const samples = samplesOf(rec.profile!, w.pid);
+        expect(rec.cpu).toBeGreaterThan(0.5);
+        expect(total(samples)).toBeGreaterThanOrEqual(Math.floor(rec.cpu * 99 * 0.5));
         for (const s of samples) {
           const names = chain(s);
           expect(names[0]).toBe('<module>');
@@ -95,9 +98,11 @@ for (const version of versions) {
           expect(s.frames[0]!.line).toBe(hotLines('recursion.py').leaf);
         }
 
-        const cut = await recordProfile(['--pid', String(w.pid), '--duration', '2s', '--max-depth', '100']);
-        const cutSamples = samplesOf(cut.profile, w.pid);
-        expect(total(cutSamples)).toBeGreaterThan(100);
+        const cut = await recordWithCpu(['--pid', String(w.pid), '--duration', '2s', '--max-depth', '100'], w.pid);
+        expect(cut.code, cut.stderr).toBe(0);
+        const cutSamples = samplesOf(cut.profile!, w.pid);
+        expect(cut.cpu).toBeGreaterThan(0.3);
+        expect(total(cutSamples)).toBeGreaterThanOrEqual(Math.floor(cut.cpu * 99 * 0.5));
         for (const s of cutSamples) {
           const names = chain(s);
           expect(names[0]).toBe(SYNTHETIC.truncated);
@@ -113,9 +118,11 @@ for (const version of versions) {
       // the deepest stack the kernel keeps: <module>, main and 4,094 recurse frames
       const w = await startWorkload(py(), 'recursion.py', ['20', '4094']);
       try {
-        const { profile } = await recordProfile(['--pid', String(w.pid), '--duration', '2s']);
-        const samples = samplesOf(profile, w.pid);
-        expect(total(samples)).toBeGreaterThan(50);
+        const rec = await recordWithCpu(['--pid', String(w.pid), '--duration', '2s'], w.pid);
+        expect(rec.code, rec.stderr).toBe(0);
+        const samples = samplesOf(rec.profile!, w.pid);
+        expect(rec.cpu).toBeGreaterThan(0.3);
+        expect(total(samples)).toBeGreaterThanOrEqual(Math.floor(rec.cpu * 99 * 0.5));
         for (const s of samples) {
           const names = chain(s);
           expect(names.slice(0, 2)).toEqual(['<module>', 'main']);

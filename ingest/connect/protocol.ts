@@ -8,14 +8,11 @@
  * handlers on it.
  */
 
-import { promisify } from 'node:util';
-import { gunzip } from 'node:zlib';
 import { fromBinary, fromJson, toBinary, toJson, type DescMessage, type JsonValue, type MessageShape } from '@bufbuild/protobuf';
 import type { Request, Response } from 'express';
 import { HttpError } from '../limits.js';
 import { sendBytes } from '../edge/respond.js';
-
-const gunzipAsync = promisify(gunzip);
+import { gunzipCapped, InflateError } from '../gzip.js';
 
 /** Connect's error codes, with the HTTP status each is sent with. */
 export const CODE_STATUS = {
@@ -124,13 +121,10 @@ export function checkProtocolVersion(req: Request): void {
 export async function inflateBody(body: Buffer, encoding: 'gzip' | 'identity', max: number): Promise<Buffer> {
   if (encoding === 'identity') return body;
   try {
-    return await gunzipAsync(body, { maxOutputLength: max });
+    return await gunzipCapped(body, max);
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (e instanceof RangeError || code === 'ERR_BUFFER_TOO_LARGE') {
-      throw new ConnectError('resource_exhausted', `the gzipped body inflates to more than ${max} bytes, the limit`);
-    }
-    throw new ConnectError('invalid_argument', `malformed gzip body: ${e instanceof Error ? e.message : String(e)}`);
+    if (!(e instanceof InflateError)) throw e;
+    throw new ConnectError(e.kind === 'too_large' ? 'resource_exhausted' : 'invalid_argument', e.message);
   }
 }
 
