@@ -12,7 +12,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import type { FlamegraphResponse, ServicesResponse, TimelineResponse, TopResponse } from '../ingest/api.js';
-import { bodyBytes, startDaemon, startServe, startWorkload, tempDir, type Workload } from '../kit/harness.js';
+import { bodyBytes, ownService, startDaemon, startServe, startWorkload, tempDir, type Workload } from '../kit/harness.js';
 import { hostPython, pythonFor } from '../kit/pythons.js';
 import { NATIVE_CONTENT_TYPE, decodeNative } from '../profile/native.js';
 import { encodePprof } from '../profile/pprof.js';
@@ -123,32 +123,32 @@ describe('kiln agent with kiln serve', () => {
   it('profiles three services, one started later and one on another CPython in a chroot', async () => {
     const serve = await startServe(`${tmp.dir}/data1`);
     stops.push(() => serve.stop());
-    const early = await startWorkload(hostPython(), 'shares.py', ['60'], { KILN_SERVICE: 'svc-shares' });
+    const early = await startWorkload(hostPython(), 'shares.py', ['60'], { KILN_SERVICE: ownService('svc-shares') });
     stops.push(() => early.stop());
     const agent = await startAgent(serve.url, `${tmp.dir}/queue1`);
     stops.push(() => agent.stop());
     const services = async () => (await get<ServicesResponse>(`${serve.url}/api/v1/services?from=now-5m`)).services;
     // "started later": once the agent has shipped the first service
-    await until(async () => (await services()).some((s) => s.name === 'svc-shares'), 'the first upload of svc-shares');
-    const late = await startWorkload(hostPython(), 'threads.py', ['60'], { KILN_SERVICE: 'svc-threads' });
+    await until(async () => (await services()).some((s) => s.name === ownService('svc-shares')), 'the first upload of svc-shares');
+    const late = await startWorkload(hostPython(), 'threads.py', ['60'], { KILN_SERVICE: ownService('svc-threads') });
     stops.push(() => late.stop());
     const py313 = pythonFor('3.13');
     if (!py313) throw new Error('Python 3.13 root missing: run bash test/setup-pythons.sh');
-    const chrooted: Workload = await startWorkload(py313, 'recursion.py', ['60', '50'], { KILN_SERVICE: 'svc-recursion' });
+    const chrooted: Workload = await startWorkload(py313, 'recursion.py', ['60', '50'], { KILN_SERVICE: ownService('svc-recursion') });
     stops.push(() => chrooted.stop());
     // three uploads (~15 s) of each: hundreds of samples even where the machine is busy
-    const three = ['svc-shares', 'svc-threads', 'svc-recursion'];
+    const three = [ownService('svc-shares'), ownService('svc-threads'), ownService('svc-recursion')];
     await until(async () => {
       const have = await services();
       return three.every((name) => (have.find((s) => s.name === name)?.profiles ?? 0) >= 3);
     }, 'three profiles of each service', 120);
     const top = async (service: string) =>
       (await get<TopResponse>(`${serve.url}/api/v1/top?service=${service}&from=now-5m&sort=self&limit=10`)).functions.map((f) => f.name);
-    expect((await top('svc-shares'))[0]).toBe('a');
-    expect(await top('svc-threads')).toEqual(expect.arrayContaining(['spin_alpha', 'spin_beta', 'spin_gamma', 'spin_delta']));
-    expect((await top('svc-recursion'))[0]).toBe('recurse');
+    expect((await top(ownService('svc-shares')))[0]).toBe('a');
+    expect(await top(ownService('svc-threads'))).toEqual(expect.arrayContaining(['spin_alpha', 'spin_beta', 'spin_gamma', 'spin_delta']));
+    expect((await top(ownService('svc-recursion')))[0]).toBe('recurse');
     // labels the agent adds
-    const labels = await get<{ labels: { name: string; values: string[] }[] }>(`${serve.url}/api/v1/labels?service=svc-recursion&from=now-5m`);
+    const labels = await get<{ labels: { name: string; values: string[] }[] }>(`${serve.url}/api/v1/labels?service=${ownService('svc-recursion')}&from=now-5m`);
     const byName = new Map(labels.labels.map((l) => [l.name, l.values]));
     // the root's own version (a fresh machine's debootstrap may bring a later 3.13 point release)
     const [cmd, ...pre] = py313.command;
@@ -160,7 +160,7 @@ describe('kiln agent with kiln serve', () => {
   }, 300_000);
 
   it('stores the same flame graph from native uploads as from pprof, and keeps every profile when ingest lost its store or takes pprof only', async () => {
-    const service = 'svc-native';
+    const service = ownService('svc-native');
     const dataA = `${tmp.dir}/native-a`;
     let a = await startServe(dataA);
     stops.push(() => a.stop());
@@ -225,7 +225,7 @@ describe('kiln agent with kiln serve', () => {
   it('loses nothing while ingest is down for 30 s, sends nothing twice, and sends its queue after SIGKILL', async () => {
     const data = `${tmp.dir}/data2`;
     const queue = `${tmp.dir}/queue2`;
-    const service = 'svc-outage';
+    const service = ownService('svc-outage');
     // the agent profiles every Python process here; count only this service's profiles, on disk and in ingest
     const queued = () =>
       readdirSync(queue)
