@@ -174,6 +174,15 @@ export function asBody(b: Uint8Array | string): string | Uint8Array<ArrayBuffer>
   return typeof b === 'string' ? b : bodyBytes(b);
 }
 
+/**
+ * A KILN_SERVICE name of this test run. `kiln agent` profiles every Python
+ * process on the machine, so a run of the same test in another checkout at the
+ * same time must not add its processes to this run's services.
+ */
+export function ownService(name: string): string {
+  return `${name}-${process.pid}`;
+}
+
 export function tempDir(): { dir: string; cleanup(): void } {
   const dir = mkdtempSync(join(tmpdir(), 'kiln-test-'));
   return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };

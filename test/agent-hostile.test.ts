@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { ServicesResponse, TopResponse } from '../ingest/api.js';
 import { writeCraftedElf } from '../kit/crafted-elf.js';
-import { startDaemon, startServe, startWorkload, tempDir, type Daemon } from '../kit/harness.js';
+import { ownService, startDaemon, startServe, startWorkload, tempDir, type Daemon } from '../kit/harness.js';
 import { hostPython, pythonFor } from '../kit/pythons.js';
 
 async function get<T>(url: string): Promise<T> {
@@ -104,11 +104,11 @@ describe('kiln agent beside hostile processes, its queue on a small disk', () =>
 
     const serve = await startServe(join(tmp.dir, 'data'));
     stops.push(() => serve.stop());
-    const normal = await startWorkload(hostPython(), 'shares.py', ['300'], { KILN_SERVICE: 'svc-normal' });
+    const normal = await startWorkload(hostPython(), 'shares.py', ['300'], { KILN_SERVICE: ownService('svc-normal') });
     stops.push(() => normal.stop());
     mkdirSync(canaryDir, { recursive: true });
     mkdirSync(join(py39.root, canaryDir), { recursive: true });
-    const names = await startWorkload(py39, 'hostile.py', ['filenames', `${canaryDir}/fifo`, `${canaryDir}/leak.py`], { KILN_SERVICE: 'svc-filenames' });
+    const names = await startWorkload(py39, 'hostile.py', ['filenames', `${canaryDir}/fifo`, `${canaryDir}/leak.py`], { KILN_SERVICE: ownService('svc-filenames') });
     stops.push(() => names.stop());
     // outside its root, what must never be read; inside, what its names mean there
     const source = (cls: string) => {
@@ -121,13 +121,13 @@ describe('kiln agent beside hostile processes, its queue on a small disk', () =>
     };
     writeFileSync(join(canaryDir, 'leak.py'), source('Leaked'));
     writeFileSync(join(py39.root, canaryDir, 'leak.py'), source('Inside'));
-    const table = await startWorkload(hostPython(), 'hostile.py', ['linetable'], { KILN_SERVICE: 'svc-linetable' });
+    const table = await startWorkload(hostPython(), 'hostile.py', ['linetable'], { KILN_SERVICE: ownService('svc-linetable') });
     stops.push(() => table.stop());
     const fakePath = join(tmp.dir, 'libpython3.11.so');
     writeCraftedElf(fakePath, { symtabBytes: 1 << 30 });
-    const fake = await startWorkload(hostPython(), 'hostile.py', ['fake-elf', fakePath], { KILN_SERVICE: 'svc-fake-elf' });
+    const fake = await startWorkload(hostPython(), 'hostile.py', ['fake-elf', fakePath], { KILN_SERVICE: ownService('svc-fake-elf') });
     stops.push(() => fake.stop());
-    const flood = await startWorkload(hostPython(), 'hostile.py', ['flood'], { KILN_SERVICE: 'svc-flood' });
+    const flood = await startWorkload(hostPython(), 'hostile.py', ['flood'], { KILN_SERVICE: ownService('svc-flood') });
     stops.push(() => flood.stop());
 
     const agent: Daemon = await startDaemon(
@@ -150,22 +150,22 @@ describe('kiln agent beside hostile processes, its queue on a small disk', () =>
     await until('the flood dropped', 30_000, () => floodLine.test(agent.log()));
     await until('every service profiled', 60_000, async () => {
       const services = (await get<ServicesResponse>(`${serve.url}/api/v1/services?from=now-5m`)).services.map((s) => s.name);
-      return ['svc-normal', 'svc-filenames', 'svc-linetable', 'svc-fake-elf'].every((s) => services.includes(s));
+      return [ownService('svc-normal'), ownService('svc-filenames'), ownService('svc-linetable'), ownService('svc-fake-elf')].every((s) => services.includes(s));
     });
     // counted in /metrics at the end of the period
     await until('the flood counted', 10_000, async () => ((await metrics()).get('kiln_agent_processes_dropped_total{reason="budget_first_sights"}') ?? 0) >= 1);
     const floodDropped = Date.now();
     await sleep(6000);
     expect(agent.log().split('\n').filter((l) => floodLine.test(l))).toHaveLength(1);
-    expect((await top('svc-normal'))[0]).toBe('a');
-    expect(await top('svc-linetable')).toContain('spin');
-    expect(await top('svc-fake-elf')).toContain('spin');
+    expect((await top(ownService('svc-normal')))[0]).toBe('a');
+    expect(await top(ownService('svc-linetable'))).toContain('spin');
+    expect(await top(ownService('svc-fake-elf'))).toContain('spin');
     // named as the files inside its root say; the canary outside was never read
-    const hostileNames = await top('svc-filenames');
+    const hostileNames = await top(ownService('svc-filenames'));
     expect(hostileNames).toEqual(expect.arrayContaining(['in_fifo', 'Inside.in_escape_abs', 'Inside.in_escape_rel', 'in_shadow']));
     expect(hostileNames.filter((n) => n.includes('Leaked'))).toEqual([]);
     // nothing of the flood kept after it was dropped
-    const floodAfter = await get<TopResponse>(`${serve.url}/api/v1/top?service=svc-flood&from=${floodDropped + 2000}&to=now&limit=5`).catch(() => undefined);
+    const floodAfter = await get<TopResponse>(`${serve.url}/api/v1/top?service=${ownService('svc-flood')}&from=${floodDropped + 2000}&to=now&limit=5`).catch(() => undefined);
     expect(floodAfter?.total ?? 0).toBe(0);
 
     // the disk fills up: profiles are dropped and counted, the agent goes on
@@ -184,7 +184,7 @@ describe('kiln agent beside hostile processes, its queue on a small disk', () =>
     const freed = Date.now();
     await until('writing again', 20_000, () => /writing to the queue again/.test(agent.log()));
     await until('the normal process profiled again', 30_000, async () => {
-      const after = await get<TopResponse>(`${serve.url}/api/v1/top?service=svc-normal&from=${freed}&to=now&limit=5`);
+      const after = await get<TopResponse>(`${serve.url}/api/v1/top?service=${ownService('svc-normal')}&from=${freed}&to=now&limit=5`);
       return after.total > 0;
     });
     expect(fullSince).toBeLessThan(freed);

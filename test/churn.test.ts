@@ -106,8 +106,12 @@ describe('short-lived code is named, never misnamed', () => {
             const n = got(g.gen, part);
             expect(n, `generation ${g.gen} ${part}: ${n} samples for ${g[part].toFixed(3)} CPU s`).toBeLessThanOrEqual(Math.ceil(g[part] * HZ * 1.3) + 3);
           }
-          // every generation's own functions are named in its own samples
-          expect(got(g.gen, 'work'), `generation ${g.gen}: samples in gen_${g.gen}_work`).toBeGreaterThanOrEqual(Math.floor(g.work * HZ * 0.5));
+          // every generation's own functions are named in its own samples: a
+          // quarter of their CPU's worth at least, not the half asked of all
+          // generations together below -- one generation's work is a quarter
+          // of a CPU second, a window a throttled vCPU can lose most ticks of
+          // (see cpuFloor in shapes.test.ts); a generation left unnamed has 0
+          expect(got(g.gen, 'work'), `generation ${g.gen}: samples in gen_${g.gen}_work`).toBeGreaterThanOrEqual(Math.max(1, Math.floor(g.work * HZ * 0.25)));
         }
         // import time, exec'd code and generated functions, named in all: at
         // least half their CPU's worth of samples (see cpuFloor in shapes.test.ts)
