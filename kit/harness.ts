@@ -250,9 +250,10 @@ export interface Background {
 }
 
 /** `kiln record ARGS` running in the background. */
-export function recordInBackground(args: string[]): Background {
+export function recordInBackground(args: string[], keepAt?: string): Background {
   const tmp = tempDir();
-  const out = join(tmp.dir, 'profile.pb.gz');
+  // keepAt: where the pprof stays for a test that reads the file itself
+  const out = keepAt ?? join(tmp.dir, 'profile.pb.gz');
   const proc = spawn(process.execPath, [join(REPO, 'bin', 'kiln'), 'record', ...args, '-o', out], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   const lines: { at: number; line: string }[] = [];
@@ -293,8 +294,12 @@ export function recordInBackground(args: string[]): Background {
  * it recorded: a busy thread gets ~99 samples per CPU second it is given,
  * which on a loaded machine is less than 99 per second of wall time.
  */
-export async function recordWithCpu(args: string[], pid: number): Promise<{ code: number | null; stderr: string; profile?: Profile; cpu: number }> {
-  const rec = recordInBackground(args);
+export async function recordWithCpu(
+  args: string[],
+  pid: number,
+  keepAt?: string,
+): Promise<{ code: number | null; stderr: string; profile?: Profile; cpu: number }> {
+  const rec = recordInBackground(args, keepAt);
   try {
     await rec.started;
     const cpu0 = cpuSeconds(pid);

@@ -147,8 +147,9 @@ describe('@pyroscope/nodejs pushing wall and heap for 30 s', () => {
     expect(h.scale).toBe(1);
     // Exactly the bytes the SDK sent, summed over its heap profiles.
     expect(h.total).toBe(sent('inuse_space/').reduce((a, p) => a + p.totals['inuse_space/bytes']!, 0));
+    // keepAllocating's arrays stay alive (16 MB); burnCpu may show too: V8 boxes its
+    // doubles on the heap until the loop is optimized, and a sampled one can be live
     expect(totalOf(h.root, 'keepAllocating')).toBeGreaterThan(0);
-    expect(hasFn(h.root, 'burnCpu')).toBe(false);
     const tl = (await get<TimelineResponse>(`/api/v1/timeline?service=${app}&${RANGE}&type=${type}`)).body;
     expect(tl.unit).toBe('bytes');
     expect(tl.total).toBe(h.total);
