@@ -10,7 +10,6 @@
  * root or outside the queue is read or written, every profile is sent or
  * counted as dropped, and the agent never stops.
  */
-import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
@@ -19,12 +18,7 @@ import type { ServicesResponse, TopResponse } from '../ingest/api.js';
 import { writeCraftedElf } from '../kit/crafted-elf.js';
 import { ownService, startDaemon, startServe, startWorkload, tempDir, type Daemon } from '../kit/harness.js';
 import { hostPython, pythonFor } from '../kit/pythons.js';
-
-async function get<T>(url: string): Promise<T> {
-  const res = await fetch(url);
-  if (!res.ok) throw new Error(`${url}: ${res.status} ${await res.text()}`);
-  return (await res.json()) as T;
-}
+import { getJson as get, mountQueueDisk, PRECIOUS, sleep, until, type QueueDisk } from '../kit/agent-kit.js';
 
 /** Prometheus text -> { 'name{labels}': value }. */
 function parseMetrics(text: string): Map<string, number> {
@@ -35,17 +29,6 @@ function parseMetrics(text: string): Map<string, number> {
     out.set(line.slice(0, at), Number(line.slice(at + 1)));
   }
   return out;
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Polls `check` every 250 ms until it returns true, or fails after `ms`. */
-async function until(what: string, ms: number, check: () => boolean | Promise<boolean>): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error(`not within ${ms} ms: ${what}`);
-    await sleep(250);
-  }
 }
 
 /** Fills the filesystem at `dir` to its last byte (a file that grows until the disk says no). */
@@ -71,18 +54,14 @@ function fill(path: string): void {
 
 describe('kiln agent beside hostile processes, its queue on a small disk', () => {
   const tmp = tempDir();
-  const mnt = join(tmp.dir, 'mnt');
-  const queue = join(mnt, 'queue');
-  const outside = join(tmp.dir, 'outside');
-  const precious = join(outside, 'precious');
+  let disk: QueueDisk | undefined;
   const canaryDir = `/tmp/kiln-canary-${randomBytes(4).toString('hex')}`;
   const py39 = pythonFor('3.9');
   let stops: (() => Promise<void>)[] = [];
-  let mounted = false;
 
   afterAll(async () => {
     for (const stop of stops.reverse()) await stop().catch(() => {});
-    if (mounted) execFileSync('umount', [mnt]);
+    disk?.unmount();
     rmSync(canaryDir, { recursive: true, force: true });
     if (py39) rmSync(join(py39.root, canaryDir), { recursive: true, force: true });
     tmp.cleanup();
@@ -90,12 +69,8 @@ describe('kiln agent beside hostile processes, its queue on a small disk', () =>
 
   it('profiles the normal process throughout, drops the flood once, reads and writes nothing it should not, and counts every profile', async () => {
     if (!py39) throw new Error('Python 3.9 (a chroot) is required and missing: run scripts/setup.sh --test');
-    mkdirSync(mnt);
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=2m', 'kiln-agent-queue-test', mnt]);
-    mounted = true;
-    mkdirSync(queue);
-    mkdirSync(outside);
-    writeFileSync(precious, "not the agent's\n");
+    disk = mountQueueDisk(tmp.dir, '2m', 'kiln-agent-queue-test');
+    const { mnt, queue, outside, precious } = disk;
     // what the agent did not write, in its queue
     writeFileSync(join(queue, 'junk.pb.gz'), 'junk');
     symlinkSync(join(outside, 'gone'), join(queue, '000000000007-1700000000000-aaaaaaaaaaaa.pb.gz'));
@@ -199,7 +174,7 @@ describe('kiln agent beside hostile processes, its queue on a small disk', () =>
     });
 
     // nothing outside the queue written, what was not the agent's left as it was
-    expect(readFileSync(precious, 'utf8')).toBe("not the agent's\n");
+    expect(readFileSync(precious, 'utf8')).toBe(PRECIOUS);
     expect(readdirSync(outside)).toEqual(['precious']);
     expect(readdirSync(queue).filter((f) => !/^\d{12}-\d+-[0-9a-f]{12}\.pb\.gz$/.test(f))).toEqual(['junk.pb.gz']);
     const m = await metrics();

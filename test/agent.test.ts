@@ -14,29 +14,13 @@ import { gunzipSync } from 'node:zlib';
 import type { FlamegraphResponse, ServicesResponse, TimelineResponse, TopResponse } from '../ingest/api.js';
 import { bodyBytes, ownService, startDaemon, startServe, startWorkload, tempDir, type Workload } from '../kit/harness.js';
 import { hostPython, pythonFor } from '../kit/pythons.js';
+import { getJson as get, sleep, until } from '../kit/agent-kit.js';
 import { NATIVE_CONTENT_TYPE, decodeNative } from '../profile/native.js';
 import { encodePprof } from '../profile/pprof.js';
 
 function startAgent(url: string, queue: string) {
   // a generous CPU budget: this test is about the pipeline, and CI machines are shared
   return startDaemon(['agent', '--server', url, '--upload-interval', '5s', '--queue-dir', queue, '--metrics-port', '0', '--cpu-budget', '50'], /metrics on :(\d+)/);
-}
-
-async function get<T>(url: string): Promise<T> {
-  const res = await fetch(url);
-  if (!res.ok) throw new Error(`${url}: ${res.status} ${await res.text()}`);
-  return (await res.json()) as T;
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Polls `cond` every second until it holds; throws after `seconds`. */
-async function until(cond: () => boolean | Promise<boolean>, what: string, seconds = 60): Promise<void> {
-  for (let i = 0; i < seconds; i++) {
-    if (await cond()) return;
-    await sleep(1000);
-  }
-  throw new Error(`waited ${seconds} s for ${what}`);
 }
 
 /**
@@ -129,7 +113,7 @@ describe('kiln agent with kiln serve', () => {
     stops.push(() => agent.stop());
     const services = async () => (await get<ServicesResponse>(`${serve.url}/api/v1/services?from=now-5m`)).services;
     // "started later": once the agent has shipped the first service
-    await until(async () => (await services()).some((s) => s.name === ownService('svc-shares')), 'the first upload of svc-shares');
+    await until('the first upload of svc-shares', 60_000, async () => (await services()).some((s) => s.name === ownService('svc-shares')));
     const late = await startWorkload(hostPython(), 'threads.py', ['60'], { KILN_SERVICE: ownService('svc-threads') });
     stops.push(() => late.stop());
     const py313 = pythonFor('3.13');
@@ -138,10 +122,10 @@ describe('kiln agent with kiln serve', () => {
     stops.push(() => chrooted.stop());
     // three uploads (~15 s) of each: hundreds of samples even where the machine is busy
     const three = [ownService('svc-shares'), ownService('svc-threads'), ownService('svc-recursion')];
-    await until(async () => {
+    await until('three profiles of each service', 120_000, async () => {
       const have = await services();
       return three.every((name) => (have.find((s) => s.name === name)?.profiles ?? 0) >= 3);
-    }, 'three profiles of each service', 120);
+    });
     const top = async (service: string) =>
       (await get<TopResponse>(`${serve.url}/api/v1/top?service=${service}&from=now-5m&sort=self&limit=10`)).functions.map((f) => f.name);
     expect((await top(ownService('svc-shares')))[0]).toBe('a');
@@ -198,7 +182,7 @@ describe('kiln agent with kiln serve', () => {
     };
 
     // 1. Native uploads: the first of the day with definitions, then ids and counts, with definitions only of stacks new since.
-    await until(async () => proxy.seen.nativeLeaningOnEarlier >= 2, `two native pushes counting stacks defined earlier (${JSON.stringify(proxy.seen)})`);
+    await until(`two native pushes counting stacks defined earlier (${JSON.stringify(proxy.seen)} at the start)`, 60_000, () => proxy.seen.nativeLeaningOnEarlier >= 2);
     expect(await sameGraph()).toBeGreaterThanOrEqual(3);
     expect(proxy.seen.pprof).toBe(0);
     const top = await get<TopResponse>(`${a.url}/api/v1/top?service=${service}&from=now-1h&sort=self&limit=3`);
@@ -208,7 +192,7 @@ describe('kiln agent with kiln serve', () => {
     await a.stop();
     rmSync(dataA, { recursive: true, force: true });
     a = await startServe(dataA, portA);
-    await until(async () => ((await profilesIn(a.url))?.profiles ?? 0) >= 2, 'two profiles stored after the store was lost');
+    await until('two profiles stored after the store was lost', 60_000, async () => ((await profilesIn(a.url))?.profiles ?? 0) >= 2);
     const metrics = await (await fetch(`http://127.0.0.1:${agent.match[1]}/metrics`)).text();
     expect(Number(/^kiln_agent_definitions_resent_total (\d+)/m.exec(metrics)?.[1] ?? 0)).toBeGreaterThanOrEqual(1);
     await sameGraph();
@@ -216,7 +200,7 @@ describe('kiln agent with kiln serve', () => {
     // 3. An older ingest that reads every body as pprof: the agent goes over to pprof.
     const before = (await profilesIn(a.url))!.profiles;
     proxy.older(true);
-    await until(async () => proxy.seen.pprof >= 2, 'two pprof pushes');
+    await until('two pprof pushes', 60_000, () => proxy.seen.pprof >= 2);
     expect(agent.log()).toMatch(/sending pprof from now on/);
     expect((await profilesIn(a.url))!.profiles).toBeGreaterThan(before);
     await sameGraph();
@@ -273,8 +257,9 @@ describe('kiln agent with kiln serve', () => {
     stops.push(() => agent.stop());
     let storedBefore = 0;
     await until(
-      async () => (storedBefore = (await get<ServicesResponse>(`${serve.url}/api/v1/services?from=now-1h`)).services.find((x) => x.name === service)?.profiles ?? 0) >= 2,
       'two profiles before the outage',
+      60_000,
+      async () => (storedBefore = (await get<ServicesResponse>(`${serve.url}/api/v1/services?from=now-1h`)).services.find((x) => x.name === service)?.profiles ?? 0) >= 2,
     );
 
     await serve.stop();
@@ -283,7 +268,7 @@ describe('kiln agent with kiln serve', () => {
     expect(queuedInOutage).toBeGreaterThanOrEqual(5); // ~6 periods of 5 s
     serve = await startServe(data, port);
     // the backoff is at most 30 s; give the queue time to drain
-    await until(() => queued() === 0, 'the queue to drain after the outage');
+    await until('the queue to drain after the outage', 60_000, () => queued() === 0);
 
     // one profile per 5-s window, every window from the first to the last: none missing, none twice
     let { info, profiles } = await stored();
@@ -297,13 +282,13 @@ describe('kiln agent with kiln serve', () => {
 
     // SIGKILL with profiles on disk: a new agent sends them
     await serve.stop();
-    await until(() => queued() >= 2, 'two profiles queued while ingest is down');
+    await until('two profiles queued while ingest is down', 60_000, () => queued() >= 2);
     const onDisk = queued();
     await agent.stop('SIGKILL');
     serve = await startServe(data, port);
     agent = await startAgent(serve.url, queue);
     expect(agent.log()).toMatch(/queue holds \d+ profile\(s\) from before/);
-    await until(() => queued() === 0, 'the queue from before the SIGKILL to be sent');
+    await until('the queue from before the SIGKILL to be sent', 60_000, () => queued() === 0);
     ({ info, profiles } = await stored());
     expect(info.profiles).toBeGreaterThanOrEqual(before + onDisk);
     expect(info.profiles, 'profiles sharing a second').toBe(profiles.length);

@@ -7,12 +7,12 @@
  * written, every profile pushed is either in the queue or counted as dropped,
  * and the queue never stops working.
  */
-import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, lstatSync, readdirSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DiskQueue, writeNewFile, type QueueDrop } from '../agent/queue.js';
 import { tempDir } from '../kit/harness.js';
+import { mountQueueDisk, PRECIOUS, type QueueDisk } from '../kit/agent-kit.js';
 
 /** A record as the agent writes it: a length-prefixed JSON of parameters, then the body. */
 function record(params: Record<string, string>, body: Buffer): Buffer {
@@ -28,21 +28,16 @@ function dropped(q: DiskQueue): number {
 
 describe('the disk queue, on a small tmpfs', () => {
   const tmp = tempDir();
-  const mnt = join(tmp.dir, 'mnt');
-  const queue = join(mnt, 'queue');
-  const outside = join(tmp.dir, 'outside');
-  const target = join(outside, 'precious');
+  let disk: QueueDisk;
+  let mnt: string, queue: string, outside: string, target: string;
 
   beforeAll(() => {
-    mkdirSync(mnt);
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=256k', 'kiln-queue-test', mnt]);
-    mkdirSync(queue);
-    mkdirSync(outside);
-    writeFileSync(target, 'not the agent\'s\n');
+    disk = mountQueueDisk(tmp.dir, '256k', 'kiln-queue-test');
+    ({ mnt, queue, outside, precious: target } = disk);
   });
 
   afterAll(() => {
-    execFileSync('umount', [mnt]);
+    disk?.unmount();
     tmp.cleanup();
   });
 
@@ -55,7 +50,7 @@ describe('the disk queue, on a small tmpfs', () => {
     expect(() => writeNewFile(planted, Buffer.from('profile'))).toThrow(/EEXIST/);
     unlinkSync(planted);
     expect(existsSync(join(outside, 'not-yet'))).toBe(false);
-    expect(readFileSync(target, 'utf8')).toBe("not the agent's\n");
+    expect(readFileSync(target, 'utf8')).toBe(PRECIOUS);
   });
 
   it('keeps every name its own when the largest found is the last sequence there is', () => {
@@ -140,7 +135,7 @@ describe('the disk queue, on a small tmpfs', () => {
     expect(q.dropped.get('unreadable')).toBe(unreadable + 2);
 
     // nothing outside the queue was touched
-    expect(readFileSync(target, 'utf8')).toBe("not the agent's\n");
+    expect(readFileSync(target, 'utf8')).toBe(PRECIOUS);
     expect(readdirSync(outside)).toEqual(['precious']);
     rmSync(join(queue, '000000000092-1700000000000-cccccccccccc.pb.gz'), { recursive: true });
   });

@@ -4,7 +4,7 @@
  * KILN_PYTHON_3_X provides them), checked against workloads with known profiles.
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { SYNTHETIC } from '../profile/profile.js';
+import { SYNTHETIC, type StackSample } from '../profile/profile.js';
 import { chain, hotLines, leafShare, recordProfile, recordWithCpu, samplesOf, startWorkload, total } from '../kit/harness.js';
 import { misnamedFrames } from '../kit/names.js';
 import { pythonFor, testedVersions } from '../kit/pythons.js';
@@ -28,6 +28,20 @@ afterAll(() => {
   for (const [v, row] of results) lines.push([v.padEnd(7), ...checks.map((c) => (row.get(c) ?? '-').padEnd(c.length))].join(' | '));
   console.log(`\nkiln record acceptance, version x check:\n${lines.join('\n')}\n`);
 });
+
+/**
+ * Records `pid`, whose busy thread must get more than `minCpu` CPU seconds
+ * meanwhile, and expects at least half of the 99 samples per CPU second it
+ * got: on a loaded machine it gets less than the wall time (as for shares).
+ */
+async function recordBusy(args: string[], pid: number, minCpu: number): Promise<StackSample[]> {
+  const rec = await recordWithCpu(args, pid);
+  expect(rec.code, rec.stderr).toBe(0);
+  const samples = samplesOf(rec.profile!, pid);
+  expect(rec.cpu).toBeGreaterThan(minCpu);
+  expect(total(samples)).toBeGreaterThanOrEqual(Math.floor(rec.cpu * 99 * 0.5));
+  return samples;
+}
 
 /** What the workloads' <module>/main chain looks like where a version has no co_qualname. */
 const runQualname = 'Runner.run';
@@ -83,12 +97,7 @@ for (const version of versions) {
     check(version, 'recursion 2000 deep', async () => {
       const w = await startWorkload(py(), 'recursion.py', ['20', '2000']);
       try {
-        // samples follow the CPU time the spinning leaf gets (at least half of 99 per second, as for shares)
-        const rec = await recordWithCpu(['--pid', String(w.pid), '--duration', '3s'], w.pid);
-        expect(rec.code, rec.stderr).toBe(0);
-        const samples = samplesOf(rec.profile!, w.pid);
-        expect(rec.cpu).toBeGreaterThan(0.5);
-        expect(total(samples)).toBeGreaterThanOrEqual(Math.floor(rec.cpu * 99 * 0.5));
+        const samples = await recordBusy(['--pid', String(w.pid), '--duration', '3s'], w.pid, 0.5);
         for (const s of samples) {
           const names = chain(s);
           expect(names[0]).toBe('<module>');
@@ -98,11 +107,7 @@ for (const version of versions) {
           expect(s.frames[0]!.line).toBe(hotLines('recursion.py').leaf);
         }
 
-        const cut = await recordWithCpu(['--pid', String(w.pid), '--duration', '2s', '--max-depth', '100'], w.pid);
-        expect(cut.code, cut.stderr).toBe(0);
-        const cutSamples = samplesOf(cut.profile!, w.pid);
-        expect(cut.cpu).toBeGreaterThan(0.3);
-        expect(total(cutSamples)).toBeGreaterThanOrEqual(Math.floor(cut.cpu * 99 * 0.5));
+        const cutSamples = await recordBusy(['--pid', String(w.pid), '--duration', '2s', '--max-depth', '100'], w.pid, 0.3);
         for (const s of cutSamples) {
           const names = chain(s);
           expect(names[0]).toBe(SYNTHETIC.truncated);
@@ -118,11 +123,7 @@ for (const version of versions) {
       // the deepest stack the kernel keeps: <module>, main and 4,094 recurse frames
       const w = await startWorkload(py(), 'recursion.py', ['20', '4094']);
       try {
-        const rec = await recordWithCpu(['--pid', String(w.pid), '--duration', '2s'], w.pid);
-        expect(rec.code, rec.stderr).toBe(0);
-        const samples = samplesOf(rec.profile!, w.pid);
-        expect(rec.cpu).toBeGreaterThan(0.3);
-        expect(total(samples)).toBeGreaterThanOrEqual(Math.floor(rec.cpu * 99 * 0.5));
+        const samples = await recordBusy(['--pid', String(w.pid), '--duration', '2s'], w.pid, 0.3);
         for (const s of samples) {
           const names = chain(s);
           expect(names.slice(0, 2)).toEqual(['<module>', 'main']);
