@@ -44,28 +44,29 @@ export class ElfFile {
   /** bytes read from the file so far */
   bytesRead = 0;
 
+  readonly size: number;
+
   constructor(
     private readonly fd: number,
-    readonly size: number,
+    /** the descriptor's fstat, taken when it was opened */
+    readonly stat: Stats,
     readonly label: string,
-  ) {}
+  ) {
+    this.size = stat.size;
+  }
 
   /** A file Kiln trusts the name of (its own, a test's). */
   static open(path: string): ElfFile {
     const fd = openSync(path, 'r');
-    return new ElfFile(fd, fstatSync(fd).size, path);
+    return new ElfFile(fd, fstatSync(fd), path);
   }
 
   close(): void {
     closeSync(this.fd);
   }
 
-  stat(): Stats {
-    return fstatSync(this.fd);
-  }
-
   read(offset: number, length: number): Buffer {
-    if (!(offset >= 0 && length >= 0 && offset + length <= this.size))
+    if (!this.holds(offset, length))
       throw new ElfError(`${this.label}: ${length} bytes at ${offset} lie outside the file (${this.size} bytes)`);
     const buf = Buffer.alloc(length);
     let done = 0;

@@ -96,7 +96,8 @@ const MAX_IMAGE_BYTES = 1 << 30;
  * process's root finds a container's file (resolved there, never leaving
  * it); else the path as-is finds a chroot's (maps shows paths from the
  * reader's root), used only if it is the same inode the process maps.
- * Regular files only, opened without blocking.
+ * Regular files only, checked before they are opened for reading
+ * (target-files.ts).
  */
 function openImage(pid: number, m: Mapping): ElfFile {
   const range = `${m.start.toString(16)}-${m.end.toString(16)}`;
@@ -104,7 +105,7 @@ function openImage(pid: number, m: Mapping): ElfFile {
   const attempt = (label: string, open: () => { fd: number; st: Stats }): ElfFile | undefined => {
     try {
       const { fd, st } = open();
-      return new ElfFile(fd, st.size, label);
+      return new ElfFile(fd, st, label);
     } catch (err) {
       problems.push(`${label}: ${(err as Error).message}`);
       return undefined;
@@ -127,7 +128,6 @@ function openImage(pid: number, m: Mapping): ElfFile {
   return elf;
 }
 
-
 // Linux's dev_t encoding (glibc's gnu_dev_major/minor)
 function major(dev: number): number {
   const d = BigInt(dev);
@@ -145,7 +145,8 @@ const TYPE_SYMBOLS: Record<keyof TypeObjects, string> = { code: 'PyCode_Type', u
  * many processes of few interpreters, and a symbol table is megabytes to read.
  */
 const symbolCache = new Map<string, Map<string, bigint>>();
-function runtimeSymbols(elf: ElfFile, st: Stats): Map<string, bigint> {
+function runtimeSymbols(elf: ElfFile): Map<string, bigint> {
+  const st = elf.stat;
   const key = `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}`;
   let syms = symbolCache.get(key);
   if (!syms) {
@@ -171,7 +172,7 @@ export function inspectProcess(pid: number, maps: Mapping[] = readMaps(pid)): Py
     let syms: Map<string, bigint>;
     let bias: bigint;
     try {
-      syms = runtimeSymbols(elf, elf.stat());
+      syms = runtimeSymbols(elf);
       if (!syms.has('_PyRuntime')) continue;
       bias = elfLoadBias(image.start, elf);
     } catch (err) {
