@@ -22,7 +22,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startServe } from '../kit/harness.js';
+import { cpuSeconds, startServe } from '../kit/harness.js';
 import { spawnLoad } from '../kit/loadgen.js';
 import { envNumber, round1 } from '../kit/stats.js';
 
@@ -37,11 +37,9 @@ function log(msg: string): void {
 
 /** utime + stime of a process, ms, and its resident set, MiB. */
 function procStats(pid: number): { cpuMs: number; rssMiB: number } {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const rss = /VmRSS:\s+(\d+) kB/.exec(status);
-  return { cpuMs: ((Number(f[11]) + Number(f[12])) * 1000) / 100, rssMiB: Number(rss?.[1] ?? 0) / 1024 };
+  return { cpuMs: cpuSeconds(pid) * 1000, rssMiB: Number(rss?.[1] ?? 0) / 1024 };
 }
 
 interface ServerMetrics {

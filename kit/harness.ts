@@ -7,6 +7,7 @@ import { createInterface } from 'node:readline';
 import { decodePprof, profileFromPprof } from '../profile/pprof.js';
 import type { Profile, StackSample } from '../profile/profile.js';
 import { stageWorkload, type PythonInterpreter } from './pythons.js';
+import { cpuMsOf } from '../unwinder/proc.js';
 
 export const REPO = join(import.meta.dirname, '..');
 export const WORKLOADS = join(REPO, 'test', 'workloads');
@@ -110,9 +111,7 @@ export function kiln(args: string[], opts: { wrap?: string[]; timeoutMs?: number
 
 /** CPU seconds a whole process has used (utime + stime, from /proc, in USER_HZ = 100). */
 export function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(f[11]) + Number(f[12])) / 100; // fields 14 and 15
+  return cpuMsOf(`/proc/${pid}/stat`) / 1000;
 }
 
 /** `kiln record ARGS -o tmp.pb.gz`, decoded; throws with kiln's stderr when it fails. */

@@ -84,13 +84,26 @@ export function readMaps(pid: number): Mapping[] {
   return parseMaps(text);
 }
 
+/**
+ * The fields of a /proc stat file (/proc/PID/stat, /proc/PID/task/TID/stat)
+ * after the command name: field N of proc(5) is at index N - 3.
+ */
+export function statFields(path: string): string[] {
+  const stat = readProcFile(path, MAX_SMALL_BYTES).text;
+  // comm may contain spaces and parentheses: fields start after the last ')'
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+}
+
+/** CPU time a process (or a task's stat file) has used, utime + stime, in ms (USER_HZ = 100). */
+export function cpuMsOf(path: string): number {
+  const f = statFields(path);
+  return ((Number(f[11]) + Number(f[12])) * 1000) / 100; // fields 14 and 15
+}
+
 /** Process start time in clock ticks since boot: with the pid, it names one process for its whole life. */
 export function startTime(pid: number): number | undefined {
   try {
-    const stat = readProcFile(`/proc/${pid}/stat`, MAX_SMALL_BYTES).text;
-    // comm may contain spaces and parentheses: fields start after the last ')'
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return Number(fields[19]);
+    return Number(statFields(`/proc/${pid}/stat`)[19]);
   } catch {
     return undefined;
   }
