@@ -88,7 +88,7 @@ const DISPLAY_NAMES: Record<string, { name: string; sampleType: string; unit: st
 const lookup = <T>(table: Record<string, T>, key: string): T | undefined => (Object.hasOwn(table, key) ? table[key] : undefined);
 
 /** Bounds on a sample_type_config part: Go's has four entries of a few short fields. */
-const CONFIG_MAX_BYTES = 64 * 1024;
+export const CONFIG_MAX_BYTES = 64 * 1024;
 const CONFIG_MAX_ENTRIES = 64;
 const CONFIG_MAX_STRING = 200;
 

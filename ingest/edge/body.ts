@@ -8,6 +8,7 @@
 import busboy from 'busboy';
 import type { Request } from 'express';
 import { HttpError } from '../limits.js';
+import { CONFIG_MAX_BYTES } from '../profile-types.js';
 
 /** A request's body, at most `max` bytes; empty is refused unless allowed (an empty protobuf message is a valid Connect request). */
 export async function readBody(req: Request, max: number, opts: { allowEmpty?: boolean } = {}): Promise<Buffer> {
@@ -54,9 +55,6 @@ export interface MultipartPush {
   sampleTypeConfig?: string;
 }
 
-/** Largest sample_type_config part read (pyroscope-go's is a few hundred bytes). */
-const MAX_CONFIG_BYTES = 64 * 1024;
-
 /**
  * The parts of a multipart/form-data body (pyroscope-go's shape): the part
  * named "profile" (else the first file), and "sample_type_config". A
@@ -92,7 +90,7 @@ export function multipartProfile(req: Request, body: Buffer, max: number): Promi
       stream.on('end', () => {
         const data = Buffer.concat(parts);
         if (name === 'sample_type_config') {
-          if (data.length > MAX_CONFIG_BYTES) fail(new HttpError(413, 'body too large', `sample_type_config is larger than ${MAX_CONFIG_BYTES} bytes`));
+          if (data.length > CONFIG_MAX_BYTES) fail(new HttpError(413, 'body too large', `sample_type_config is larger than ${CONFIG_MAX_BYTES} bytes`));
           config ??= data.toString('utf8');
           return;
         }
